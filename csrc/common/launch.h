@@ -1,0 +1,26 @@
+// Kernel launchers, declared without torch headers so kernel translation units stay light.
+// Host entry points (csrc/lif/lif.cpp, csrc/li/li.cpp) validate, allocate, fill the Params
+// block and call one of these.
+#pragma once
+
+#include "params.h"
+
+namespace fastsnn {
+
+// I/O dtype of x / s / grads; state and constants are float32, or float64 for F64.
+enum class IoType : int { F64 = 0, F32 = 1, BF16 = 2, F16 = 3 };
+
+void lif_fwd_cpu(const LifFwdParams& p, IoType io);
+void lif_bwd_cpu(const LifBwdParams& p, IoType io);
+void li_fwd_cpu(const LiFwdParams& p, IoType io);
+void li_bwd_cpu(const LiBwdParams& p, IoType io);
+
+#ifdef FASTSNN_WITH_CUDA
+// stream is a cudaStream_t; the caller holds a device guard for the tensors' device.
+void lif_fwd_cuda(const LifFwdParams& p, IoType io, void* stream);
+void lif_bwd_cuda(const LifBwdParams& p, IoType io, void* stream);
+void li_fwd_cuda(const LiFwdParams& p, IoType io, void* stream);
+void li_bwd_cuda(const LiBwdParams& p, IoType io, void* stream);
+#endif
+
+}  // namespace fastsnn

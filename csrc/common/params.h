@@ -1,0 +1,62 @@
+// Plain parameter blocks handed by value from the host entry points to the kernels.
+// Host code validates; kernels trust. Tensors are (B, T, N) with unit neuron stride and the
+// batch/time strides given (in elements); (B, N) state and (N,) constants are contiguous.
+// Saved tensors and parameter partials are contiguous, nullptr when absent.
+#pragma once
+
+#include <cstdint>
+
+namespace fastsnn {
+
+struct LifFwdParams {
+  int64_t B, T, N;
+  const void* x;  int64_t x_sb, x_st;   // [B, T, N] io dtype
+  void* s;        int64_t s_sb, s_st;   // [B, T, N] io dtype
+  const void* alpha; const void* beta; const void* thr;  // [N] acc dtype
+  const void* i0; const void* u0;       // [B, N] acc dtype
+  void* iT; void* uT;                   // [B, N] acc dtype
+  void* u_saved; void* i_saved;         // [B, T, N] acc dtype or nullptr
+  int reset;
+  bool normalize_input;
+};
+
+struct LifBwdParams {
+  int64_t B, T, N;
+  const void* gs; int64_t gs_sb, gs_st;  // [B, T, N] io dtype, dL/dS
+  void* gx;       int64_t gx_sb, gx_st;  // [B, T, N] io dtype, dL/dX
+  const void* giT; const void* guT;      // [B, N] acc dtype
+  const void* u_saved; const void* i_saved;  // [B, T, N] acc dtype; i_saved may be nullptr
+  const void* i0; const void* u0;        // [B, N] acc dtype
+  const void* alpha; const void* beta; const void* thr;  // [N] acc dtype
+  void* gi0; void* gu0;                  // [B, N] acc dtype
+  void* galpha; void* gbeta; void* gthr; // [B, N] acc dtype partials, or nullptr
+  int reset, surrogate;
+  bool detach_reset, normalize_input;
+  double scale;
+};
+
+struct LiFwdParams {
+  int64_t B, T, N;
+  const void* x;  int64_t x_sb, x_st;
+  void* u;        int64_t u_sb, u_st;
+  const void* alpha; const void* beta;
+  const void* i0; const void* u0;
+  void* iT; void* uT;
+  void* i_saved; void* u_saved;         // [B, T, N] acc dtype, only when alpha/beta learn
+  bool normalize_input;
+};
+
+struct LiBwdParams {
+  int64_t B, T, N;
+  const void* gu; int64_t gu_sb, gu_st;
+  void* gx;       int64_t gx_sb, gx_st;
+  const void* giT; const void* guT;
+  const void* i_saved; const void* u_saved;  // nullptr unless parameter partials are asked
+  const void* i0; const void* u0;
+  const void* alpha; const void* beta;
+  void* gi0; void* gu0;
+  void* galpha; void* gbeta;
+  bool normalize_input;
+};
+
+}  // namespace fastsnn

@@ -1,0 +1,147 @@
+// Fused leaky-integrator scans on the CPU; same decomposition as lif_cpu.cpp.
+#include <algorithm>
+
+#include <ATen/Parallel.h>
+
+#include "../common/cpu_dispatch.h"
+#include "li_math.h"
+
+namespace fastsnn {
+namespace {
+
+constexpr int64_t kBlock = 64;
+
+template <typename io_t, typename acc_t, bool kSave>
+void li_fwd_kernel(const LiFwdParams& p) {
+  const int64_t nblk = (p.N + kBlock - 1) / kBlock;
+  const io_t* x = static_cast<const io_t*>(p.x);
+  io_t* u = static_cast<io_t*>(p.u);
+  const acc_t* alpha = static_cast<const acc_t*>(p.alpha);
+  const acc_t* beta = static_cast<const acc_t*>(p.beta);
+  const acc_t* i0 = static_cast<const acc_t*>(p.i0);
+  const acc_t* u0 = static_cast<const acc_t*>(p.u0);
+  acc_t* iT = static_cast<acc_t*>(p.iT);
+  acc_t* uT = static_cast<acc_t*>(p.uT);
+  acc_t* i_saved = static_cast<acc_t*>(p.i_saved);
+  acc_t* u_saved = static_cast<acc_t*>(p.u_saved);
+
+  at::parallel_for(0, p.B * nblk, 1, [&](int64_t begin, int64_t end) {
+    acc_t I[kBlock], U[kBlock], A[kBlock], Be[kBlock], G[kBlock];
+    for (int64_t w = begin; w < end; ++w) {
+      const int64_t b = w / nblk, n0 = (w % nblk) * kBlock;
+      const int64_t nb = std::min(kBlock, p.N - n0);
+      const int64_t bn = b * p.N + n0;
+      for (int64_t j = 0; j < nb; ++j) {
+        A[j] = alpha[n0 + j];
+        Be[j] = beta[n0 + j];
+        G[j] = p.normalize_input ? acc_t(1) - Be[j] : acc_t(1);
+        I[j] = i0[bn + j];
+        U[j] = u0[bn + j];
+      }
+      for (int64_t t = 0; t < p.T; ++t) {
+        const io_t* xt = x + b * p.x_sb + t * p.x_st + n0;  // [nb]
+        io_t* ot = u + b * p.u_sb + t * p.u_st + n0;
+        const int64_t off = (b * p.T + t) * p.N + n0;
+        for (int64_t j = 0; j < nb; ++j) {
+          const LiConsts<acc_t> c{A[j], Be[j], G[j]};
+          acc_t i = I[j], v = U[j];
+          li_step_fwd(c, static_cast<acc_t>(xt[j]), i, v);
+          I[j] = i;
+          U[j] = v;
+          ot[j] = static_cast<io_t>(v);
+          if constexpr (kSave) {
+            i_saved[off + j] = i;
+            u_saved[off + j] = v;
+          }
+        }
+      }
+      for (int64_t j = 0; j < nb; ++j) {
+        iT[bn + j] = I[j];
+        uT[bn + j] = U[j];
+      }
+    }
+  });
+}
+
+template <typename io_t, typename acc_t, bool kParams>
+void li_bwd_kernel(const LiBwdParams& p) {
+  const int64_t nblk = (p.N + kBlock - 1) / kBlock;
+  const io_t* gu = static_cast<const io_t*>(p.gu);
+  io_t* gx = static_cast<io_t*>(p.gx);
+  const acc_t* giT = static_cast<const acc_t*>(p.giT);
+  const acc_t* guT = static_cast<const acc_t*>(p.guT);
+  const acc_t* i_saved = static_cast<const acc_t*>(p.i_saved);
+  const acc_t* u_saved = static_cast<const acc_t*>(p.u_saved);
+  const acc_t* i0 = static_cast<const acc_t*>(p.i0);
+  const acc_t* u0 = static_cast<const acc_t*>(p.u0);
+  const acc_t* alpha = static_cast<const acc_t*>(p.alpha);
+  const acc_t* beta = static_cast<const acc_t*>(p.beta);
+  acc_t* gi0 = static_cast<acc_t*>(p.gi0);
+  acc_t* gu0 = static_cast<acc_t*>(p.gu0);
+  acc_t* galpha = static_cast<acc_t*>(p.galpha);
+  acc_t* gbeta = static_cast<acc_t*>(p.gbeta);
+  const bool norm = p.normalize_input;
+
+  at::parallel_for(0, p.B * nblk, 1, [&](int64_t begin, int64_t end) {
+    acc_t A[kBlock], Be[kBlock], G[kBlock], cU[kBlock], cI[kBlock], GA[kBlock], GB[kBlock];
+    for (int64_t w = begin; w < end; ++w) {
+      const int64_t b = w / nblk, n0 = (w % nblk) * kBlock;
+      const int64_t nb = std::min(kBlock, p.N - n0);
+      const int64_t bn = b * p.N + n0;
+      for (int64_t j = 0; j < nb; ++j) {
+        A[j] = alpha[n0 + j];
+        Be[j] = beta[n0 + j];
+        G[j] = norm ? acc_t(1) - Be[j] : acc_t(1);
+        cU[j] = guT[bn + j];
+        cI[j] = giT[bn + j];
+        GA[j] = GB[j] = acc_t(0);
+      }
+      for (int64_t t = p.T - 1; t >= 0; --t) {
+        const io_t* gt = gu + b * p.gu_sb + t * p.gu_st + n0;  // [nb]
+        io_t* gxt = gx + b * p.gx_sb + t * p.gx_st + n0;
+        const int64_t off = (b * p.T + t) * p.N + n0;
+        for (int64_t j = 0; j < nb; ++j) {
+          const LiConsts<acc_t> c{A[j], Be[j], G[j]};
+          acc_t gU = cU[j], gI = cI[j], gu_t;
+          const acc_t g = li_step_bwd(c, static_cast<acc_t>(gt[j]), gU, gI, gu_t);
+          cU[j] = gU;
+          cI[j] = gI;
+          gxt[j] = static_cast<io_t>(g);
+          if constexpr (kParams) {
+            const acc_t u_prev = t > 0 ? u_saved[off - p.N + j] : u0[bn + j];
+            const acc_t i_prev = t > 0 ? i_saved[off - p.N + j] : i0[bn + j];
+            li_param_grads(norm, g, gu_t, u_prev, i_prev, i_saved[off + j], GA[j], GB[j]);
+          }
+        }
+      }
+      for (int64_t j = 0; j < nb; ++j) {
+        gi0[bn + j] = cI[j];
+        gu0[bn + j] = cU[j];
+        if constexpr (kParams) {
+          galpha[bn + j] = GA[j];
+          gbeta[bn + j] = GB[j];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void li_fwd_cpu(const LiFwdParams& p, IoType io) {
+  dispatch_io(io, [&](auto io_v, auto acc_v) {
+    dispatch_bool(p.i_saved != nullptr, [&](auto sv) {
+      li_fwd_kernel<decltype(io_v), decltype(acc_v), decltype(sv)::value>(p);
+    });
+  });
+}
+
+void li_bwd_cpu(const LiBwdParams& p, IoType io) {
+  dispatch_io(io, [&](auto io_v, auto acc_v) {
+    dispatch_bool(p.galpha != nullptr, [&](auto kp) {
+      li_bwd_kernel<decltype(io_v), decltype(acc_v), decltype(kp)::value>(p);
+    });
+  });
+}
+
+}  // namespace fastsnn

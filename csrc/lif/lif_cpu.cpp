@@ -1,0 +1,175 @@
+// Fused LIF scans on the CPU: parallel over (batch, block of neurons), time loop inside, the
+// neuron loop innermost so it vectorizes. Per-step math: lif_math.h (shared with CUDA).
+#include <algorithm>
+
+#include <ATen/Parallel.h>
+
+#include "../common/cpu_dispatch.h"
+#include "lif_math.h"
+
+namespace fastsnn {
+namespace {
+
+constexpr int64_t kBlock = 64;  // neurons per work item: state and constants stay in L1
+
+template <typename io_t, typename acc_t, Reset R, bool kSaveU, bool kSaveI>
+void lif_fwd_kernel(const LifFwdParams& p) {
+  const int64_t nblk = (p.N + kBlock - 1) / kBlock;
+  const io_t* x = static_cast<const io_t*>(p.x);
+  io_t* s = static_cast<io_t*>(p.s);
+  const acc_t* alpha = static_cast<const acc_t*>(p.alpha);
+  const acc_t* beta = static_cast<const acc_t*>(p.beta);
+  const acc_t* thr = static_cast<const acc_t*>(p.thr);
+  const acc_t* i0 = static_cast<const acc_t*>(p.i0);
+  const acc_t* u0 = static_cast<const acc_t*>(p.u0);
+  acc_t* iT = static_cast<acc_t*>(p.iT);
+  acc_t* uT = static_cast<acc_t*>(p.uT);
+  acc_t* u_saved = static_cast<acc_t*>(p.u_saved);
+  acc_t* i_saved = static_cast<acc_t*>(p.i_saved);
+
+  at::parallel_for(0, p.B * nblk, 1, [&](int64_t begin, int64_t end) {
+    acc_t I[kBlock], U[kBlock], A[kBlock], Be[kBlock], G[kBlock], Th[kBlock];
+    for (int64_t w = begin; w < end; ++w) {
+      const int64_t b = w / nblk, n0 = (w % nblk) * kBlock;
+      const int64_t nb = std::min(kBlock, p.N - n0);
+      for (int64_t j = 0; j < nb; ++j) {
+        A[j] = alpha[n0 + j];
+        Be[j] = beta[n0 + j];
+        G[j] = p.normalize_input ? acc_t(1) - Be[j] : acc_t(1);
+        Th[j] = thr[n0 + j];
+        I[j] = i0[b * p.N + n0 + j];
+        U[j] = u0[b * p.N + n0 + j];
+      }
+      for (int64_t t = 0; t < p.T; ++t) {
+        const io_t* xt = x + b * p.x_sb + t * p.x_st + n0;  // [nb]
+        io_t* st = s + b * p.s_sb + t * p.s_st + n0;
+        const int64_t off = (b * p.T + t) * p.N + n0;
+        for (int64_t j = 0; j < nb; ++j) {
+          const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
+          acc_t i = I[j], u = U[j];
+          lif_step_fwd<R>(c, static_cast<acc_t>(xt[j]), i, u);
+          I[j] = i;
+          U[j] = u;
+          st[j] = static_cast<io_t>(heaviside(u, c.thr));
+          if constexpr (kSaveU) u_saved[off + j] = u;
+          if constexpr (kSaveI) i_saved[off + j] = i;
+        }
+      }
+      for (int64_t j = 0; j < nb; ++j) {
+        iT[b * p.N + n0 + j] = I[j];
+        uT[b * p.N + n0 + j] = U[j];
+      }
+    }
+  });
+}
+
+template <typename io_t, typename acc_t, Reset R, Surrogate SG, bool kParams>
+void lif_bwd_kernel(const LifBwdParams& p) {
+  const int64_t nblk = (p.N + kBlock - 1) / kBlock;
+  const io_t* gs = static_cast<const io_t*>(p.gs);
+  io_t* gx = static_cast<io_t*>(p.gx);
+  const acc_t* giT = static_cast<const acc_t*>(p.giT);
+  const acc_t* guT = static_cast<const acc_t*>(p.guT);
+  const acc_t* u_saved = static_cast<const acc_t*>(p.u_saved);
+  const acc_t* i_saved = static_cast<const acc_t*>(p.i_saved);
+  const acc_t* i0 = static_cast<const acc_t*>(p.i0);
+  const acc_t* u0 = static_cast<const acc_t*>(p.u0);
+  const acc_t* alpha = static_cast<const acc_t*>(p.alpha);
+  const acc_t* beta = static_cast<const acc_t*>(p.beta);
+  const acc_t* thr = static_cast<const acc_t*>(p.thr);
+  acc_t* gi0 = static_cast<acc_t*>(p.gi0);
+  acc_t* gu0 = static_cast<acc_t*>(p.gu0);
+  acc_t* galpha = static_cast<acc_t*>(p.galpha);
+  acc_t* gbeta = static_cast<acc_t*>(p.gbeta);
+  acc_t* gthr = static_cast<acc_t*>(p.gthr);
+  const acc_t k = static_cast<acc_t>(p.scale);
+  const bool detach = p.detach_reset;
+  const bool norm = p.normalize_input;
+
+  at::parallel_for(0, p.B * nblk, 1, [&](int64_t begin, int64_t end) {
+    acc_t A[kBlock], Be[kBlock], G[kBlock], Th[kBlock];
+    acc_t cU[kBlock], cI[kBlock], cS[kBlock], GA[kBlock], GB[kBlock], GT[kBlock];
+    for (int64_t w = begin; w < end; ++w) {
+      const int64_t b = w / nblk, n0 = (w % nblk) * kBlock;
+      const int64_t nb = std::min(kBlock, p.N - n0);
+      const int64_t bn = b * p.N + n0;
+      for (int64_t j = 0; j < nb; ++j) {
+        A[j] = alpha[n0 + j];
+        Be[j] = beta[n0 + j];
+        G[j] = norm ? acc_t(1) - Be[j] : acc_t(1);
+        Th[j] = thr[n0 + j];
+        cU[j] = guT[bn + j];
+        cI[j] = giT[bn + j];
+        cS[j] = acc_t(0);
+        GA[j] = GB[j] = GT[j] = acc_t(0);
+      }
+      for (int64_t t = p.T - 1; t >= 0; --t) {
+        const io_t* gst = gs + b * p.gs_sb + t * p.gs_st + n0;  // [nb]
+        io_t* gxt = gx + b * p.gx_sb + t * p.gx_st + n0;
+        const int64_t off = (b * p.T + t) * p.N + n0;
+        const acc_t* ut = u_saved + off;
+        const acc_t* up = t > 0 ? ut - p.N : u0 + bn;
+        const acc_t* it = i_saved ? i_saved + off : nullptr;
+        const acc_t* ip = i_saved ? (t > 0 ? it - p.N : i0 + bn) : nullptr;
+        for (int64_t j = 0; j < nb; ++j) {
+          const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
+          LifGradCarry<acc_t> carry{cU[j], cI[j], cS[j]};
+          const acc_t i_t = it ? it[j] : acc_t(0);
+          const auto r = lif_step_bwd<R, SG>(c, k, detach, static_cast<acc_t>(gst[j]), ut[j],
+                                             up[j], i_t, carry);
+          cU[j] = carry.gU;
+          cI[j] = carry.gI;
+          cS[j] = carry.gS;
+          gxt[j] = static_cast<io_t>(r.gx);
+          if constexpr (kParams) {
+            lif_param_grads<R>(c, norm, r, up[j], ip[j], i_t, GA[j], GB[j], GT[j]);
+          }
+        }
+      }
+      for (int64_t j = 0; j < nb; ++j) {
+        const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
+        const LifGradCarry<acc_t> carry{cU[j], cI[j], cS[j]};
+        lif_initial_state_grads<SG>(c, k, u0[bn + j], carry, gi0[bn + j], gu0[bn + j], GT[j]);
+        if constexpr (kParams) {
+          galpha[bn + j] = GA[j];
+          gbeta[bn + j] = GB[j];
+          gthr[bn + j] = GT[j];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void lif_fwd_cpu(const LifFwdParams& p, IoType io) {
+  dispatch_io(io, [&](auto io_v, auto acc_v) {
+    using io_t = decltype(io_v);
+    using acc_t = decltype(acc_v);
+    dispatch_reset(p.reset, [&](auto r) {
+      dispatch_bool(p.u_saved != nullptr, [&](auto su) {
+        dispatch_bool(p.i_saved != nullptr, [&](auto si) {
+          lif_fwd_kernel<io_t, acc_t, decltype(r)::value, decltype(su)::value,
+                         decltype(si)::value>(p);
+        });
+      });
+    });
+  });
+}
+
+void lif_bwd_cpu(const LifBwdParams& p, IoType io) {
+  dispatch_io(io, [&](auto io_v, auto acc_v) {
+    using io_t = decltype(io_v);
+    using acc_t = decltype(acc_v);
+    dispatch_reset(p.reset, [&](auto r) {
+      dispatch_surrogate(p.surrogate, [&](auto sg) {
+        dispatch_bool(p.galpha != nullptr, [&](auto kp) {
+          lif_bwd_kernel<io_t, acc_t, decltype(r)::value, decltype(sg)::value,
+                         decltype(kp)::value>(p);
+        });
+      });
+    });
+  });
+}
+
+}  // namespace fastsnn

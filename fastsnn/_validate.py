@@ -1,0 +1,128 @@
+"""Argument checks of the public functions (SPEC section 6), run before any kernel.
+
+Every error names the argument and what was expected. Checks that would read tensor values
+(alpha/beta in [0, 1]) are skipped while torch.compile traces, where they would break the graph.
+"""
+
+import math
+import numbers
+
+import torch
+
+from ._enums import RESETS, SURROGATES
+
+IO_DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
+BACKENDS = ("auto", "torch", "cpu", "triton", "cuda")
+
+
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """State and arithmetic dtype for an I/O dtype: float64 stays, everything else is float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def check_input(X, name: str = "X") -> None:
+    if not isinstance(X, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(X).__name__}")
+    if X.dtype not in IO_DTYPES:
+        raise TypeError(
+            f"{name} must be float64, float32, bfloat16 or float16, got {X.dtype}"
+        )
+    if X.dim() != 3:
+        raise ValueError(
+            f"{name} must have 3 dimensions (B, T, N) or (T, B, N), got shape {tuple(X.shape)}"
+        )
+
+
+def check_choice(value, name: str, options) -> int:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {sorted(options)}, got {value!r}")
+    if value not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}")
+    return options[value]
+
+
+def check_flag(value, name: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
+def check_scale(scale) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale must be a real number, got {type(scale).__name__}")
+    scale = float(scale)
+    if not math.isfinite(scale) or scale < 0:
+        raise ValueError(f"scale must be finite and >= 0, got {scale}")
+    return scale
+
+
+def check_param(value, name: str, X: torch.Tensor, N: int, unit_interval: bool):
+    """alpha, beta (in [0, 1]) or threshold: a real number, or a tensor broadcasting to (N,)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a float or a tensor, got bool")
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        if unit_interval and not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {v}")
+        if not math.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {v}")
+        return v
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a float or a tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
+    if value.dtype not in (X.dtype, acc_dtype(X.dtype)):
+        raise TypeError(
+            f"{name} has dtype {value.dtype}; expected {X.dtype} (the dtype of X) "
+            f"or {acc_dtype(X.dtype)}"
+        )
+    if value.device != X.device:
+        raise RuntimeError(f"{name} is on {value.device} but X is on {X.device}")
+    if value.dim() > 1 or (value.numel() not in (1, N) and value.dim() == 1):
+        raise ValueError(
+            f"{name} must be a scalar tensor or have shape ({N},) (one value per neuron), "
+            f"got shape {tuple(value.shape)}"
+        )
+    if unit_interval and not _compiling() and value.numel() > 0:
+        lo, hi = torch.aminmax(value.detach())
+        if not (lo.item() >= 0.0 and hi.item() <= 1.0):
+            raise ValueError(f"{name} must lie in [0, 1], got values in [{lo.item()}, {hi.item()}]")
+    return value
+
+
+def check_state(state, X: torch.Tensor, B: int, N: int):
+    """state: None or a pair (I, U) of (B, N) tensors on X's device."""
+    if state is None:
+        return None
+    if not isinstance(state, (tuple, list)) or len(state) != 2:
+        raise TypeError("state must be None or a pair (I, U) of (B, N) tensors")
+    out = []
+    for name, s in zip(("state[0] (I)", "state[1] (U)"), state):
+        if not isinstance(s, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(s).__name__}")
+        if s.dtype not in (X.dtype, acc_dtype(X.dtype)):
+            raise TypeError(
+                f"{name} has dtype {s.dtype}; expected {X.dtype} or {acc_dtype(X.dtype)}"
+            )
+        if s.device != X.device:
+            raise RuntimeError(f"{name} is on {s.device} but X is on {X.device}")
+        if tuple(s.shape) != (B, N):
+            raise ValueError(f"{name} must have shape (B, N) = ({B}, {N}), got {tuple(s.shape)}")
+        out.append(s)
+    return tuple(out)
+
+
+def check_backend(backend) -> str:
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a string, one of {BACKENDS}, got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def to_btn(X: torch.Tensor, batch_first: bool) -> torch.Tensor:
+    """A (B, T, N) view of X, whatever its layout."""
+    return X if batch_first else X.transpose(0, 1)

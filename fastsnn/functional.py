@@ -1,0 +1,89 @@
+"""Public functions of SPEC section 3: ``lif`` and ``li`` with every backend behind them."""
+
+import torch
+
+from . import _backends
+from . import _validate as V
+from ._enums import RESETS, SURROGATES
+from .ops.li.function import li_fused_btn
+from .ops.li.ref import li_ref_btn
+from .ops.lif.function import lif_fused_btn
+from .ops.lif.ref import lif_ref_btn
+
+
+def _empty_time(X, state, B, N, batch_first):
+    """T = 0: an empty output, and the given state (zeros when none) as the final state."""
+    acc = V.acc_dtype(X.dtype)
+    if state is None:
+        state = (X.new_zeros((B, N), dtype=acc), X.new_zeros((B, N), dtype=acc))
+    return X.new_empty(X.shape), tuple(state)
+
+
+def lif(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset=True,
+        surrogate="superspike", scale=10.0, normalize_input=True, batch_first=True,
+        backend="auto"):
+    """Current-based LIF neurons over a whole sequence (SPEC section 1).
+
+    X: input current, (B, T, N) if ``batch_first`` else (T, B, N), float64/32, bf16 or fp16.
+    alpha, beta: synaptic and membrane decay in [0, 1]; threshold: the firing threshold. Each a
+    float or a tensor broadcasting to (N,); tensors that require grad get gradients.
+    state: optional (I, U) pair of (B, N) tensors, the state before the first step.
+    Returns S (spikes, the shape and dtype of X) and the final state (I_T, U_T) in float32
+    (float64 for float64 X).
+
+    Reference equivalent (per step): S_prev = U > thr; I = alpha*I + X_t;
+    U = (beta*U + (1-beta)*I) * (1 - S_prev); S_t = U > thr.
+    """
+    V.check_input(X)
+    for name, flag in (("detach_reset", detach_reset), ("normalize_input", normalize_input),
+                       ("batch_first", batch_first)):
+        V.check_flag(flag, name)
+    V.check_choice(reset, "reset", RESETS)
+    V.check_choice(surrogate, "surrogate", SURROGATES)
+    scale = V.check_scale(scale)
+    backend = V.check_backend(backend)
+    x = V.to_btn(X, batch_first)
+    B, T, N = x.shape
+    alpha = V.check_param(alpha, "alpha", X, N, unit_interval=True)
+    beta = V.check_param(beta, "beta", X, N, unit_interval=True)
+    threshold = V.check_param(threshold, "threshold", X, N, unit_interval=False)
+    state = V.check_state(state, X, B, N)
+    chosen = _backends.resolve(backend, X)
+    if T == 0:
+        return _empty_time(X, state, B, N, batch_first)
+    i0, u0 = state if state is not None else (None, None)
+    args = (alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate, scale,
+            normalize_input)
+    if chosen == "torch":
+        s, final = lif_ref_btn(x, *args)
+    else:
+        s, final = lif_fused_btn(x, *args, chosen)
+    return V.to_btn(s, batch_first), final
+
+
+def li(X, alpha, beta, *, state=None, normalize_input=True, batch_first=True, backend="auto"):
+    """Leaky-integrator readout over a whole sequence (SPEC section 2).
+
+    X: (B, T, N) if ``batch_first`` else (T, B, N). Returns the membrane trace U (the shape and
+    dtype of X) and the final state (I_T, U_T).
+
+    Reference equivalent (per step): I = alpha*I + X_t; U = beta*U + (1-beta)*I.
+    """
+    V.check_input(X)
+    for name, flag in (("normalize_input", normalize_input), ("batch_first", batch_first)):
+        V.check_flag(flag, name)
+    backend = V.check_backend(backend)
+    x = V.to_btn(X, batch_first)
+    B, T, N = x.shape
+    alpha = V.check_param(alpha, "alpha", X, N, unit_interval=True)
+    beta = V.check_param(beta, "beta", X, N, unit_interval=True)
+    state = V.check_state(state, X, B, N)
+    chosen = _backends.resolve(backend, X)
+    if T == 0:
+        return _empty_time(X, state, B, N, batch_first)
+    i0, u0 = state if state is not None else (None, None)
+    if chosen == "torch":
+        u, final = li_ref_btn(x, alpha, beta, i0, u0, normalize_input)
+    else:
+        u, final = li_fused_btn(x, alpha, beta, i0, u0, normalize_input, chosen)
+    return V.to_btn(u, batch_first), final

@@ -1,0 +1,54 @@
+"""The autograd Function around the fused leaky-integrator scans.
+
+The readout is linear, so its backward needs nothing from the forward unless alpha or beta
+learn; then I_t and U_t are saved in the accumulation dtype.
+"""
+
+import torch
+
+from ..lif.function import neuron_vector
+
+
+def kernels(backend: str):
+    """(fwd, bwd) callables with the li_fwd / li_bwd op schemas for a fused backend."""
+    if backend == "triton":
+        from .triton import li_bwd_triton, li_fwd_triton
+
+        return li_fwd_triton, li_bwd_triton
+    return torch.ops.fastsnn.li_fwd, torch.ops.fastsnn.li_bwd
+
+
+class LIFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha, beta, i0, u0, backend, normalize_input):
+        # x [B, T, N], alpha/beta [N], i0/u0 [B, N] (acc dtype)
+        fwd, _ = kernels(backend)
+        needs = ctx.needs_input_grad
+        param_grads = any(needs[1:3])
+        u, iT, uT, i_saved, u_saved = fwd(x, alpha, beta, i0, u0, normalize_input, param_grads)
+        if any(needs[:5]):
+            ctx.save_for_backward(i_saved, u_saved, i0, u0, alpha, beta)
+        ctx.cfg = (backend, normalize_input, param_grads)
+        return u, iT, uT
+
+    @staticmethod
+    def backward(ctx, gu, giT, guT):
+        backend, normalize_input, param_grads = ctx.cfg
+        i_saved, u_saved, i0, u0, alpha, beta = ctx.saved_tensors
+        _, bwd = kernels(backend)
+        gx, gi0, gu0, ga, gb = bwd(gu, giT.contiguous(), guT.contiguous(), i_saved, u_saved, i0,
+                                   u0, alpha, beta, normalize_input, param_grads)
+        needs = ctx.needs_input_grad
+        return (gx, ga.sum(0) if needs[1] else None, gb.sum(0) if needs[2] else None,
+                gi0 if needs[3] else None, gu0 if needs[4] else None, None, None)
+
+
+def li_fused_btn(x, alpha, beta, i0, u0, normalize_input, backend):
+    """Fused LI on a (B, T, N) view with validated arguments: U, (I_T, U_T)."""
+    B, T, N = x.shape
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    a, b = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta))
+    i0 = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
+    u0 = u0.to(acc) if u0 is not None else x.new_zeros((B, N), dtype=acc)
+    u, iT, uT = LIFunction.apply(x, a, b, i0, u0, backend, normalize_input)
+    return u, (iT, uT)

@@ -1,0 +1,31 @@
+"""The pure-PyTorch leaky-integrator reference (SPEC section 2): a plain time loop."""
+
+import torch
+
+from ... import _validate as V
+from ..lif.ref import as_acc
+
+
+def li_ref_btn(x, alpha, beta, i0, u0, normalize_input):
+    """The loop on a (B, T, N) view; returns U (B, T, N) in x's dtype, (I_T, U_T)."""
+    B, T, N = x.shape
+    acc = V.acc_dtype(x.dtype)
+    alpha, beta = (as_acc(v, acc, x.device) for v in (alpha, beta))
+    gamma = 1.0 - beta if normalize_input else torch.ones_like(beta)
+    I = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
+    U = u0.to(acc) if u0 is not None else x.new_zeros((B, N), dtype=acc)
+    trace = []
+    for x_t in x.to(acc).unbind(1):
+        I = alpha * I + x_t
+        U = beta * U + gamma * I
+        trace.append(U)
+    out = torch.stack(trace, 1) if trace else x.new_empty((B, 0, N), dtype=acc)
+    return out.to(x.dtype), (I, U)
+
+
+def li_ref(X, alpha, beta, *, state=None, normalize_input=True, batch_first=True):
+    """Reference of ``fastsnn.li`` with the same signature (less ``backend``)."""
+    from ...functional import li
+
+    return li(X, alpha, beta, state=state, normalize_input=normalize_input,
+              batch_first=batch_first, backend="torch")

@@ -1,0 +1,77 @@
+"""The autograd Function around the fused LIF scans (one forward launch, one backward launch).
+
+The same Function serves every fused backend: ``kernels(backend)`` gives the pair of forward and
+backward ops with the schemas of csrc/ops.cpp (torch.ops.fastsnn.* for "cpu" and "cuda", the
+Triton implementations for "triton").
+
+Saved for the backward (SPEC section 4): the membrane U_t of every step in the accumulation
+dtype (4 bytes per neuron-step in float32; spikes are recomputed from it exactly), plus the
+synaptic current I_t only when alpha or beta needs a gradient or the zero reset is not detached.
+Nothing is saved when no input needs a gradient.
+"""
+
+import torch
+
+from ..._enums import RESETS, SURROGATES
+
+
+def kernels(backend: str):
+    """(fwd, bwd) callables with the lif_fwd / lif_bwd op schemas for a fused backend."""
+    if backend == "triton":
+        from .triton import lif_bwd_triton, lif_fwd_triton
+
+        return lif_fwd_triton, lif_bwd_triton
+    return torch.ops.fastsnn.lif_fwd, torch.ops.fastsnn.lif_bwd
+
+
+class LIFFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha, beta, thr, i0, u0, backend, reset, detach_reset, surrogate,
+                scale, normalize_input):
+        # x [B, T, N] (unit neuron stride or any), alpha/beta/thr [N], i0/u0 [B, N] (acc dtype)
+        fwd, _ = kernels(backend)
+        needs = ctx.needs_input_grad
+        train = any(needs[:6])
+        param_grads = train and any(needs[1:4])
+        save_i = param_grads or (train and reset == RESETS["zero"] and not detach_reset)
+        s, iT, uT, u_saved, i_saved = fwd(x, alpha, beta, thr, i0, u0, reset, normalize_input,
+                                          train, save_i)
+        if train:
+            ctx.save_for_backward(u_saved, i_saved, i0, u0, alpha, beta, thr)
+        ctx.cfg = (backend, reset, detach_reset, surrogate, scale, normalize_input, param_grads)
+        return s, iT, uT
+
+    @staticmethod
+    def backward(ctx, gs, giT, guT):
+        backend, reset, detach_reset, surrogate, scale, normalize_input, param_grads = ctx.cfg
+        u_saved, i_saved, i0, u0, alpha, beta, thr = ctx.saved_tensors
+        _, bwd = kernels(backend)
+        gx, gi0, gu0, ga, gb, gt = bwd(gs, giT.contiguous(), guT.contiguous(), u_saved, i_saved,
+                                       i0, u0, alpha, beta, thr, reset, detach_reset, surrogate,
+                                       scale, normalize_input, param_grads)
+        needs = ctx.needs_input_grad
+        ga = ga.sum(0) if needs[1] else None
+        gb = gb.sum(0) if needs[2] else None
+        gt = gt.sum(0) if needs[3] else None
+        return (gx, ga, gb, gt, gi0 if needs[4] else None, gu0 if needs[5] else None,
+                None, None, None, None, None, None)
+
+
+def neuron_vector(value, N, acc, device):
+    """A float or a scalar / (N,) tensor as a contiguous (N,) tensor of dtype acc."""
+    if isinstance(value, torch.Tensor):
+        return value.to(acc).expand(N).contiguous()
+    return torch.full((N,), value, dtype=acc, device=device)
+
+
+def lif_fused_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate, scale,
+                  normalize_input, backend):
+    """Fused LIF on a (B, T, N) view with validated arguments: S, (I_T, U_T)."""
+    B, T, N = x.shape
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    a, b, th = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta, threshold))
+    i0 = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
+    u0 = u0.to(acc) if u0 is not None else x.new_zeros((B, N), dtype=acc)
+    s, iT, uT = LIFFunction.apply(x, a, b, th, i0, u0, backend, RESETS[reset], detach_reset,
+                                  SURROGATES[surrogate], float(scale), normalize_input)
+    return s, (iT, uT)

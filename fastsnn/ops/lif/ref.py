@@ -1,0 +1,63 @@
+"""The pure-PyTorch LIF reference: SPEC section 1 as a plain time loop with autograd.
+
+This is the specification in code and the baseline of every benchmark. It walks time with
+``unbind`` (per-step indexing would make the backward O(T^2)) and computes in float32, or
+float64 for float64 inputs, whatever the input dtype.
+"""
+
+import torch
+
+from ... import _validate as V
+from ...surrogate import spike as heaviside_spike
+
+
+def lif_step_ref(x_t, I, U, alpha, beta, gamma, thr, reset, s_reset):
+    """One step: (I, U) of step t-1 -> step t. s_reset is S_{t-1} as the reset sees it."""
+    I = alpha * I + x_t
+    H = beta * U + gamma * I
+    if reset == "zero":
+        U = H * (1.0 - s_reset)
+    elif reset == "subtract":
+        U = H - thr * s_reset
+    else:
+        U = H
+    return I, U
+
+
+def as_acc(value, acc, device):
+    """A float or tensor parameter as a tensor of the accumulation dtype (differentiable)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(acc)
+    return torch.tensor(value, dtype=acc, device=device)
+
+
+def lif_ref_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate, scale,
+                normalize_input, spike_fn=None):
+    """The loop on a (B, T, N) view with validated arguments; returns S (B, T, N), (I_T, U_T)."""
+    B, T, N = x.shape
+    acc = V.acc_dtype(x.dtype)
+    alpha, beta, thr = (as_acc(v, acc, x.device) for v in (alpha, beta, threshold))
+    gamma = 1.0 - beta if normalize_input else torch.ones_like(beta)
+    I = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
+    U = u0.to(acc) if u0 is not None else x.new_zeros((B, N), dtype=acc)
+    spike_fn = spike_fn or heaviside_spike
+
+    S_prev = spike_fn(U - thr, surrogate, scale)
+    spikes = []
+    for x_t in x.to(acc).unbind(1):
+        s_reset = S_prev.detach() if detach_reset else S_prev
+        I, U = lif_step_ref(x_t, I, U, alpha, beta, gamma, thr, reset, s_reset)
+        S_prev = spike_fn(U - thr, surrogate, scale)
+        spikes.append(S_prev)
+    S = torch.stack(spikes, 1) if spikes else x.new_empty((B, 0, N), dtype=acc)
+    return S.to(x.dtype), (I, U)
+
+
+def lif_ref(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset=True,
+            surrogate="superspike", scale=10.0, normalize_input=True, batch_first=True):
+    """Reference of ``fastsnn.lif`` with the same signature (less ``backend``)."""
+    from ...functional import lif
+
+    return lif(X, alpha, beta, threshold, state=state, reset=reset, detach_reset=detach_reset,
+               surrogate=surrogate, scale=scale, normalize_input=normalize_input,
+               batch_first=batch_first, backend="torch")
