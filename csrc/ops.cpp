@@ -3,6 +3,8 @@
 
 #include <torch/library.h>
 
+#include "common/cpu_pool.h"
+
 // Absent optional outputs are empty({0}) tensors so every schema returns plain Tensors.
 TORCH_LIBRARY(fastsnn, m) {
   m.def(
@@ -22,6 +24,9 @@ TORCH_LIBRARY(fastsnn, m) {
       "li_bwd(Tensor grad_u, Tensor grad_iT, Tensor grad_uT, Tensor i_saved, Tensor u_saved, "
       "Tensor i0, Tensor u0, Tensor alpha, Tensor beta, bool normalize_input, bool param_grads) "
       "-> (Tensor grad_x, Tensor grad_i0, Tensor grad_u0, Tensor grad_alpha, Tensor grad_beta)");
+  m.def("cpu_pool_cached_bytes() -> int", &fastsnn::cpu_pool_cached_bytes);
+  m.def("empty_cache() -> ()", &fastsnn::cpu_pool_empty_cache);
+  m.def("set_poison(bool on) -> ()", &fastsnn::set_poison);
 }
 
 #ifdef FASTSNN_WITH_CUDA

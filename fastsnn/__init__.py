@@ -4,4 +4,16 @@ from ._backends import available_backends
 from .functional import li, lif
 
 __version__ = "0.1.0"
-__all__ = ["lif", "li", "available_backends", "__version__"]
+__all__ = ["lif", "li", "available_backends", "empty_cache", "__version__"]
+
+
+def empty_cache() -> None:
+    """Return the CPU buffers the fused ops keep cached for reuse to the system.
+
+    The fused CPU ops reuse freed output and saved-state buffers (see csrc/common/cpu_pool.h);
+    FASTSNN_CPU_POOL=0 turns that off and FASTSNN_CPU_POOL_MB caps it (default 1024).
+    """
+    import torch
+
+    if hasattr(torch.ops.fastsnn, "empty_cache"):
+        torch.ops.fastsnn.empty_cache()

@@ -1,11 +1,13 @@
 """Which backends this installation can run, and the choice for a given tensor.
 
 Importing fastsnn never fails: the compiled extension and Triton are optional, and only a
-request for a missing backend by name raises, with how to get it.
+request for a missing backend by name raises, with how to get it. Availability is settled once
+at import, so ``resolve`` only reads constants and torch.compile traces it without breaks.
 """
 
-import functools
 import importlib
+import importlib.util
+import os
 
 import torch
 
@@ -15,9 +17,7 @@ _BUILD_HINT = (
 )
 
 
-@functools.lru_cache(maxsize=None)
-def _extension():
-    """(module, None) when fastsnn._C imports, else (None, the import error as text)."""
+def _load_extension():
     try:
         mod = importlib.import_module("fastsnn._C")
     except (ImportError, OSError) as e:
@@ -27,27 +27,39 @@ def _extension():
     return mod, None
 
 
-def extension_available() -> bool:
-    return _extension()[0] is not None
+def _triton_interpret() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def cuda_kernels_built() -> bool:
-    mod = _extension()[0]
-    return bool(mod is not None and getattr(mod, "with_cuda", 0))
-
-
-@functools.lru_cache(maxsize=None)
-def _triton_error():
+def _load_triton():
+    """None when the Triton kernels import, else why not. Only tried where they can run."""
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed"
+    if not (torch.cuda.is_available() or _triton_interpret()):
+        return "no CUDA device (set TRITON_INTERPRET=1 to run Triton kernels on the CPU)"
     try:
-        from .ops.lif import triton as _lif_triton  # noqa: F401
         from .ops.li import triton as _li_triton  # noqa: F401
+        from .ops.lif import triton as _lif_triton  # noqa: F401
     except Exception as e:  # ImportError, or a Triton that fails to initialise
         return f"{type(e).__name__}: {e}"
     return None
 
 
+_EXT, _EXT_ERR = _load_extension()
+_WITH_CUDA = bool(_EXT is not None and getattr(_EXT, "with_cuda", 0))
+_TRITON_ERR = _load_triton()
+
+
+def extension_available() -> bool:
+    return _EXT is not None
+
+
+def cuda_kernels_built() -> bool:
+    return _WITH_CUDA
+
+
 def triton_available() -> bool:
-    return _triton_error() is None
+    return _TRITON_ERR is None
 
 
 def available_backends():
@@ -58,10 +70,9 @@ def available_backends():
     GPU is visible (or TRITON_INTERPRET=1 runs it on the CPU).
     """
     out = []
-    has_gpu = torch.cuda.is_available()
-    if cuda_kernels_built() and has_gpu:
+    if _WITH_CUDA and torch.cuda.is_available():
         out.append("cuda")
-    if triton_available() and (has_gpu or _triton_interpret()):
+    if triton_available():
         out.append("triton")
     if extension_available():
         out.append("cpu")
@@ -69,23 +80,17 @@ def available_backends():
     return out
 
 
-def _triton_interpret() -> bool:
-    import os
-
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
 def resolve(backend: str, X: torch.Tensor) -> str:
     """The backend to run for X: 'auto' picks the fastest available for X's device."""
     dev = X.device.type
     if backend == "auto":
         if dev == "cuda":
-            if cuda_kernels_built():
+            if _WITH_CUDA:
                 return "cuda"
             if triton_available():
                 return "triton"
             return "torch"
-        if dev == "cpu" and extension_available():
+        if dev == "cpu" and _EXT is not None:
             return "cpu"
         return "torch"
     if backend == "torch":
@@ -96,10 +101,9 @@ def resolve(backend: str, X: torch.Tensor) -> str:
                 f"backend='cpu' runs on CPU tensors, but X is on {X.device}; "
                 "use backend='cuda', 'triton' or 'auto', or move X to the CPU"
             )
-        err = _extension()[1]
-        if err is not None:
+        if _EXT is None:
             raise RuntimeError(f"backend='cpu' is not available: fastsnn._C failed to import "
-                               f"({err}); {_BUILD_HINT}")
+                               f"({_EXT_ERR}); {_BUILD_HINT}")
         return backend
     if backend == "cuda":
         if dev != "cuda":
@@ -107,9 +111,8 @@ def resolve(backend: str, X: torch.Tensor) -> str:
                 f"backend='cuda' runs on CUDA tensors, but X is on {X.device}; "
                 "use backend='cpu' or 'auto' for CPU tensors"
             )
-        if not cuda_kernels_built():
-            err = _extension()[1]
-            why = (f"fastsnn._C failed to import ({err})" if err else
+        if not _WITH_CUDA:
+            why = (f"fastsnn._C failed to import ({_EXT_ERR})" if _EXT is None else
                    "fastsnn._C was built without the CUDA kernels")
             raise RuntimeError(
                 f"backend='cuda' is not available: {why}; rebuild with a CUDA toolkit and a "
@@ -117,11 +120,10 @@ def resolve(backend: str, X: torch.Tensor) -> str:
             )
         return backend
     if backend == "triton":
-        err = _triton_error()
-        if err is not None:
+        if _TRITON_ERR is not None:
             raise RuntimeError(
-                f"backend='triton' is not available ({err}); `pip install triton` "
-                "(it comes with CUDA builds of torch)"
+                f"backend='triton' is not available: {_TRITON_ERR}. Triton comes with CUDA "
+                "builds of torch (`pip install triton` otherwise)"
             )
         if dev != "cuda" and not _triton_interpret():
             raise RuntimeError(

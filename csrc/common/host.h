@@ -3,9 +3,12 @@
 // guard the raw ops against misuse and name the argument that is wrong.
 #pragma once
 
+#include <limits>
+
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/fill.h>
 #include <c10/core/DeviceGuard.h>
 #include <torch/library.h>
 
@@ -14,6 +17,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include "cpu_pool.h"
 #include "launch.h"
 
 namespace fastsnn {
@@ -55,8 +59,25 @@ inline at::Tensor acc_arg(const at::Tensor& t, const at::Tensor& x, at::ScalarTy
   return t.contiguous();
 }
 
+// Allocation of outputs and saved tensors: pooled on the CPU (cpu_pool.h), plain on devices.
+// With poisoning on (tests: torch.ops.fastsnn.set_poison(True)) every buffer starts as NaN, so
+// an element a kernel never writes fails the comparison with the reference.
+inline at::Tensor poisoned(at::Tensor t) {
+  if (poison_enabled() && t.numel() > 0) t.fill_(std::numeric_limits<double>::quiet_NaN());
+  return t;
+}
+
+inline at::Tensor alloc_like(const at::Tensor& x, at::ScalarType dtype) {
+  return poisoned(x.device().is_cpu() ? cpu_empty_like(x, dtype)
+                                      : at::empty_like(x, x.options().dtype(dtype)));
+}
+
+inline at::Tensor alloc(at::IntArrayRef shape, const at::TensorOptions& opt) {
+  return poisoned(opt.device().is_cpu() ? cpu_empty(shape, opt) : at::empty(shape, opt));
+}
+
 inline at::Tensor maybe_empty(bool want, at::IntArrayRef shape, const at::TensorOptions& opt) {
-  return at::empty(want ? shape : at::IntArrayRef{0}, opt);
+  return alloc(want ? shape : at::IntArrayRef{0}, opt);
 }
 
 inline void* mptr(const at::Tensor& t) { return t.numel() ? t.data_ptr() : nullptr; }

@@ -21,8 +21,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> li_fwd(const Tensor& x_in, co
   const Tensor u0c = acc_arg(u0, x, acc, {B, N}, op, "u0");
 
   const auto opt = x.options().dtype(acc);
-  Tensor u = at::empty_like(x);
-  Tensor iT = at::empty({B, N}, opt), uT = at::empty({B, N}, opt);
+  Tensor u = alloc_like(x, x.scalar_type());
+  Tensor iT = alloc({B, N}, opt), uT = alloc({B, N}, opt);
   Tensor i_saved = maybe_empty(save_state, {B, T, N}, opt);
   Tensor u_saved = maybe_empty(save_state, {B, T, N}, opt);
   if (B * N == 0) return {u, iT, uT, i_saved, u_saved};
@@ -71,8 +71,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> li_bwd(
   const Tensor b = acc_arg(beta, gu_seq, acc, {N}, op, "beta");
 
   const auto opt = gu_seq.options().dtype(acc);
-  Tensor gx = at::empty_like(gu_seq);
-  Tensor gi0 = at::empty({B, N}, opt), gu0 = at::empty({B, N}, opt);
+  Tensor gx = alloc_like(gu_seq, gu_seq.scalar_type());
+  Tensor gi0 = alloc({B, N}, opt), gu0 = alloc({B, N}, opt);
   Tensor ga = maybe_empty(param_grads, {B, N}, opt);
   Tensor gb = maybe_empty(param_grads, {B, N}, opt);
   if (B * N == 0) return {gx, gi0, gu0, ga, gb};

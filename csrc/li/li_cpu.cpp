@@ -42,6 +42,7 @@ void li_fwd_kernel(const LiFwdParams& p) {
         const io_t* xt = x + b * p.x_sb + t * p.x_st + n0;  // [nb]
         io_t* ot = u + b * p.u_sb + t * p.u_st + n0;
         const int64_t off = (b * p.T + t) * p.N + n0;
+        #pragma GCC ivdep  // lanes are independent; no aliasing between the rows
         for (int64_t j = 0; j < nb; ++j) {
           const LiConsts<acc_t> c{A[j], Be[j], G[j]};
           acc_t i = I[j], v = U[j];
@@ -80,7 +81,7 @@ void li_bwd_kernel(const LiBwdParams& p) {
   acc_t* gu0 = static_cast<acc_t*>(p.gu0);
   acc_t* galpha = static_cast<acc_t*>(p.galpha);
   acc_t* gbeta = static_cast<acc_t*>(p.gbeta);
-  const bool norm = p.normalize_input;
+  const acc_t norm = p.normalize_input ? acc_t(1) : acc_t(0);
 
   at::parallel_for(0, p.B * nblk, 1, [&](int64_t begin, int64_t end) {
     acc_t A[kBlock], Be[kBlock], G[kBlock], cU[kBlock], cI[kBlock], GA[kBlock], GB[kBlock];
@@ -91,7 +92,7 @@ void li_bwd_kernel(const LiBwdParams& p) {
       for (int64_t j = 0; j < nb; ++j) {
         A[j] = alpha[n0 + j];
         Be[j] = beta[n0 + j];
-        G[j] = norm ? acc_t(1) - Be[j] : acc_t(1);
+        G[j] = p.normalize_input ? acc_t(1) - Be[j] : acc_t(1);
         cU[j] = guT[bn + j];
         cI[j] = giT[bn + j];
         GA[j] = GB[j] = acc_t(0);
@@ -100,6 +101,7 @@ void li_bwd_kernel(const LiBwdParams& p) {
         const io_t* gt = gu + b * p.gu_sb + t * p.gu_st + n0;  // [nb]
         io_t* gxt = gx + b * p.gx_sb + t * p.gx_st + n0;
         const int64_t off = (b * p.T + t) * p.N + n0;
+        #pragma GCC ivdep  // lanes are independent; no aliasing between the rows
         for (int64_t j = 0; j < nb; ++j) {
           const LiConsts<acc_t> c{A[j], Be[j], G[j]};
           acc_t gU = cU[j], gI = cI[j], gu_t;

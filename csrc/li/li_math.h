@@ -31,11 +31,10 @@ FASTSNN_HD acc_t li_step_bwd(const LiConsts<acc_t>& c, acc_t g_out, acc_t& gU, a
 
 //   d alpha += gI_t I_{t-1};  d beta += gU_t (U_{t-1} - [normalize] I_t).
 template <typename acc_t>
-FASTSNN_HD void li_param_grads(bool normalize_input, acc_t gx, acc_t gu_t, acc_t u_prev,
+FASTSNN_HD void li_param_grads(acc_t normalize_input, acc_t gx, acc_t gu_t, acc_t u_prev,
                                acc_t i_prev, acc_t i_t, acc_t& ga, acc_t& gb) {
   ga += gx * i_prev;
-  gb += gu_t * u_prev;
-  if (normalize_input) gb -= gu_t * i_t;
+  gb += gu_t * (u_prev - normalize_input * i_t);  // normalize_input is 0 or 1
 }
 
 }  // namespace fastsnn

@@ -24,8 +24,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lif_fwd(
   const Tensor u0c = acc_arg(u0, x, acc, {B, N}, op, "u0");
 
   const auto opt = x.options().dtype(acc);
-  Tensor s = at::empty_like(x);
-  Tensor iT = at::empty({B, N}, opt), uT = at::empty({B, N}, opt);
+  Tensor s = alloc_like(x, x.scalar_type());
+  Tensor iT = alloc({B, N}, opt), uT = alloc({B, N}, opt);
   Tensor u_saved = maybe_empty(save_u, {B, T, N}, opt);
   Tensor i_saved = maybe_empty(save_i, {B, T, N}, opt);
   if (B * N == 0) return {s, iT, uT, u_saved, i_saved};
@@ -80,8 +80,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lif_bwd(
   const Tensor th = acc_arg(threshold, gs, acc, {N}, op, "threshold");
 
   const auto opt = gs.options().dtype(acc);
-  Tensor gx = at::empty_like(gs);
-  Tensor gi0 = at::empty({B, N}, opt), gu0 = at::empty({B, N}, opt);
+  Tensor gx = alloc_like(gs, gs.scalar_type());
+  Tensor gi0 = alloc({B, N}, opt), gu0 = alloc({B, N}, opt);
   Tensor ga = maybe_empty(param_grads, {B, N}, opt);
   Tensor gb = maybe_empty(param_grads, {B, N}, opt);
   Tensor gt = maybe_empty(param_grads, {B, N}, opt);

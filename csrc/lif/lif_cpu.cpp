@@ -10,7 +10,10 @@
 namespace fastsnn {
 namespace {
 
-constexpr int64_t kBlock = 64;  // neurons per work item: state and constants stay in L1
+#ifndef FASTSNN_CPU_BLOCK
+#define FASTSNN_CPU_BLOCK 64
+#endif
+constexpr int64_t kBlock = FASTSNN_CPU_BLOCK;  // neurons per work item
 
 template <typename io_t, typename acc_t, Reset R, bool kSaveU, bool kSaveI>
 void lif_fwd_kernel(const LifFwdParams& p) {
@@ -41,9 +44,12 @@ void lif_fwd_kernel(const LifFwdParams& p) {
         U[j] = u0[b * p.N + n0 + j];
       }
       for (int64_t t = 0; t < p.T; ++t) {
-        const io_t* xt = x + b * p.x_sb + t * p.x_st + n0;  // [nb]
-        io_t* st = s + b * p.s_sb + t * p.s_st + n0;
+        const io_t* __restrict__ xt = x + b * p.x_sb + t * p.x_st + n0;  // [nb]
+        io_t* __restrict__ st = s + b * p.s_sb + t * p.s_st + n0;
         const int64_t off = (b * p.T + t) * p.N + n0;
+        acc_t* __restrict__ ut = kSaveU ? u_saved + off : nullptr;
+        acc_t* __restrict__ it = kSaveI ? i_saved + off : nullptr;
+        #pragma GCC ivdep  // lanes are independent; no aliasing between the rows
         for (int64_t j = 0; j < nb; ++j) {
           const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
           acc_t i = I[j], u = U[j];
@@ -51,8 +57,8 @@ void lif_fwd_kernel(const LifFwdParams& p) {
           I[j] = i;
           U[j] = u;
           st[j] = static_cast<io_t>(heaviside(u, c.thr));
-          if constexpr (kSaveU) u_saved[off + j] = u;
-          if constexpr (kSaveI) i_saved[off + j] = i;
+          if constexpr (kSaveU) ut[j] = u;
+          if constexpr (kSaveI) it[j] = i;
         }
       }
       for (int64_t j = 0; j < nb; ++j) {
@@ -63,8 +69,10 @@ void lif_fwd_kernel(const LifFwdParams& p) {
   });
 }
 
-template <typename io_t, typename acc_t, Reset R, Surrogate SG, bool kParams>
+// kHasI: I_t was saved (parameter gradients, or the undetached zero reset needs H_t).
+template <typename io_t, typename acc_t, Reset R, Surrogate SG, bool kDetach, bool kParams>
 void lif_bwd_kernel(const LifBwdParams& p) {
+  constexpr bool kHasI = kParams || (R == Reset::Zero && !kDetach);
   const int64_t nblk = (p.N + kBlock - 1) / kBlock;
   const io_t* gs = static_cast<const io_t*>(p.gs);
   io_t* gx = static_cast<io_t*>(p.gx);
@@ -83,8 +91,7 @@ void lif_bwd_kernel(const LifBwdParams& p) {
   acc_t* gbeta = static_cast<acc_t*>(p.gbeta);
   acc_t* gthr = static_cast<acc_t*>(p.gthr);
   const acc_t k = static_cast<acc_t>(p.scale);
-  const bool detach = p.detach_reset;
-  const bool norm = p.normalize_input;
+  const acc_t norm = p.normalize_input ? acc_t(1) : acc_t(0);
 
   at::parallel_for(0, p.B * nblk, 1, [&](int64_t begin, int64_t end) {
     acc_t A[kBlock], Be[kBlock], G[kBlock], Th[kBlock];
@@ -96,7 +103,7 @@ void lif_bwd_kernel(const LifBwdParams& p) {
       for (int64_t j = 0; j < nb; ++j) {
         A[j] = alpha[n0 + j];
         Be[j] = beta[n0 + j];
-        G[j] = norm ? acc_t(1) - Be[j] : acc_t(1);
+        G[j] = p.normalize_input ? acc_t(1) - Be[j] : acc_t(1);
         Th[j] = thr[n0 + j];
         cU[j] = guT[bn + j];
         cI[j] = giT[bn + j];
@@ -104,19 +111,21 @@ void lif_bwd_kernel(const LifBwdParams& p) {
         GA[j] = GB[j] = GT[j] = acc_t(0);
       }
       for (int64_t t = p.T - 1; t >= 0; --t) {
-        const io_t* gst = gs + b * p.gs_sb + t * p.gs_st + n0;  // [nb]
-        io_t* gxt = gx + b * p.gx_sb + t * p.gx_st + n0;
+        const io_t* __restrict__ gst = gs + b * p.gs_sb + t * p.gs_st + n0;  // [nb]
+        io_t* __restrict__ gxt = gx + b * p.gx_sb + t * p.gx_st + n0;
         const int64_t off = (b * p.T + t) * p.N + n0;
-        const acc_t* ut = u_saved + off;
-        const acc_t* up = t > 0 ? ut - p.N : u0 + bn;
-        const acc_t* it = i_saved ? i_saved + off : nullptr;
-        const acc_t* ip = i_saved ? (t > 0 ? it - p.N : i0 + bn) : nullptr;
+        const acc_t* __restrict__ ut = u_saved + off;
+        const acc_t* __restrict__ up = t > 0 ? ut - p.N : u0 + bn;
+        const acc_t* __restrict__ it = kHasI ? i_saved + off : nullptr;
+        const acc_t* __restrict__ ip = kHasI ? (t > 0 ? it - p.N : i0 + bn) : nullptr;
+        #pragma GCC ivdep  // lanes are independent; no aliasing between the rows
         for (int64_t j = 0; j < nb; ++j) {
           const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
           LifGradCarry<acc_t> carry{cU[j], cI[j], cS[j]};
-          const acc_t i_t = it ? it[j] : acc_t(0);
-          const auto r = lif_step_bwd<R, SG>(c, k, detach, static_cast<acc_t>(gst[j]), ut[j],
-                                             up[j], i_t, carry);
+          acc_t i_t = acc_t(0);
+          if constexpr (kHasI) i_t = it[j];
+          const auto r = lif_step_bwd<R, SG, kDetach>(c, k, static_cast<acc_t>(gst[j]), ut[j],
+                                                      up[j], i_t, carry);
           cU[j] = carry.gU;
           cI[j] = carry.gI;
           cS[j] = carry.gS;
@@ -126,6 +135,7 @@ void lif_bwd_kernel(const LifBwdParams& p) {
           }
         }
       }
+      #pragma GCC ivdep  // lanes are independent; no aliasing between the rows
       for (int64_t j = 0; j < nb; ++j) {
         const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
         const LifGradCarry<acc_t> carry{cU[j], cI[j], cS[j]};
@@ -163,9 +173,13 @@ void lif_bwd_cpu(const LifBwdParams& p, IoType io) {
     using acc_t = decltype(acc_v);
     dispatch_reset(p.reset, [&](auto r) {
       dispatch_surrogate(p.surrogate, [&](auto sg) {
-        dispatch_bool(p.galpha != nullptr, [&](auto kp) {
-          lif_bwd_kernel<io_t, acc_t, decltype(r)::value, decltype(sg)::value,
-                         decltype(kp)::value>(p);
+        // The detach flag only matters for resets that read the previous spike.
+        const bool detach = p.detach_reset || decltype(r)::value == Reset::None;
+        dispatch_bool(detach, [&](auto kd) {
+          dispatch_bool(p.galpha != nullptr, [&](auto kp) {
+            lif_bwd_kernel<io_t, acc_t, decltype(r)::value, decltype(sg)::value,
+                           decltype(kd)::value, decltype(kp)::value>(p);
+          });
         });
       });
     });

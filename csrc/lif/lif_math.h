@@ -45,9 +45,10 @@ struct LifStepGrads {
 
 // One reverse step at time t. u = U_t, u_prev = U_{t-1}, i_t = I_t (read only when the zero
 // reset is not detached, where dU_t/dS_{t-1} = -H_t needs it). gs_out = incoming dL/dS_t.
-template <Reset reset, Surrogate sg, typename acc_t>
-FASTSNN_HD LifStepGrads<acc_t> lif_step_bwd(const LifConsts<acc_t>& c, acc_t k, bool detach_reset,
-                                            acc_t gs_out, acc_t u, acc_t u_prev, acc_t i_t,
+// Compile-time flags keep the neuron loop branch-free so it vectorizes.
+template <Reset reset, Surrogate sg, bool detach_reset, typename acc_t>
+FASTSNN_HD LifStepGrads<acc_t> lif_step_bwd(const LifConsts<acc_t>& c, acc_t k, acc_t gs_out,
+                                            acc_t u, acc_t u_prev, acc_t i_t,
                                             LifGradCarry<acc_t>& carry) {
   LifStepGrads<acc_t> r;
   const acc_t gs = gs_out + carry.gS;
@@ -56,7 +57,7 @@ FASTSNN_HD LifStepGrads<acc_t> lif_step_bwd(const LifConsts<acc_t>& c, acc_t k, 
   const acc_t s_prev = heaviside(u_prev, c.thr);
   if constexpr (reset == Reset::Zero) {
     r.gH = r.gU * (acc_t(1) - s_prev);
-    if (detach_reset) {
+    if constexpr (detach_reset) {
       carry.gS = acc_t(0);
     } else {
       const acc_t H = c.beta * u_prev + c.gamma * i_t;
@@ -64,7 +65,11 @@ FASTSNN_HD LifStepGrads<acc_t> lif_step_bwd(const LifConsts<acc_t>& c, acc_t k, 
     }
   } else if constexpr (reset == Reset::Subtract) {
     r.gH = r.gU;
-    carry.gS = detach_reset ? acc_t(0) : -(r.gU * c.thr);
+    if constexpr (detach_reset) {
+      carry.gS = acc_t(0);
+    } else {
+      carry.gS = -(r.gU * c.thr);
+    }
   } else {
     r.gH = r.gU;
     carry.gS = acc_t(0);
@@ -79,12 +84,11 @@ FASTSNN_HD LifStepGrads<acc_t> lif_step_bwd(const LifConsts<acc_t>& c, acc_t k, 
 //   d alpha += gI_t I_{t-1};  d beta += gH_t (U_{t-1} - [normalize] I_t);
 //   d thr   += -sigma' gS_t - [subtract] S_{t-1} gU_t.
 template <Reset reset, typename acc_t>
-FASTSNN_HD void lif_param_grads(const LifConsts<acc_t>& c, bool normalize_input,
+FASTSNN_HD void lif_param_grads(const LifConsts<acc_t>& c, acc_t normalize_input,
                                 const LifStepGrads<acc_t>& r, acc_t u_prev, acc_t i_prev,
                                 acc_t i_t, acc_t& ga, acc_t& gb, acc_t& gthr) {
   ga += r.gx * i_prev;
-  gb += r.gH * u_prev;
-  if (normalize_input) gb -= r.gH * i_t;
+  gb += r.gH * (u_prev - normalize_input * i_t);  // normalize_input is 0 or 1
   gthr -= r.sg_gs;
   if constexpr (reset == Reset::Subtract) gthr -= heaviside(u_prev, c.thr) * r.gU;
 }
