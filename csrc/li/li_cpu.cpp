@@ -9,11 +9,10 @@
 namespace fastsnn {
 namespace {
 
-constexpr int64_t kBlock = 64;
-
 template <typename io_t, typename acc_t, bool kSave>
 void li_fwd_kernel(const LiFwdParams& p) {
-  const int64_t nblk = (p.N + kBlock - 1) / kBlock;
+  const int64_t block = cpu_block(p.B, p.N, at::get_num_threads());
+  const int64_t nblk = (p.N + block - 1) / block;
   const io_t* x = static_cast<const io_t*>(p.x);
   io_t* u = static_cast<io_t*>(p.u);
   const acc_t* alpha = static_cast<const acc_t*>(p.alpha);
@@ -25,11 +24,12 @@ void li_fwd_kernel(const LiFwdParams& p) {
   acc_t* i_saved = static_cast<acc_t*>(p.i_saved);
   acc_t* u_saved = static_cast<acc_t*>(p.u_saved);
 
-  at::parallel_for(0, p.B * nblk, 1, [&](int64_t begin, int64_t end) {
-    acc_t I[kBlock], U[kBlock], A[kBlock], Be[kBlock], G[kBlock];
+  at::parallel_for(0, p.B * nblk, cpu_grain(block, p.T), [&](int64_t begin, int64_t end) {
+    alignas(64) acc_t I[kMaxBlock], U[kMaxBlock], A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock];
+    alignas(64) io_t Ob[kMaxBlock];  // the step's output, streamed out after the neuron loop
     for (int64_t w = begin; w < end; ++w) {
-      const int64_t b = w / nblk, n0 = (w % nblk) * kBlock;
-      const int64_t nb = std::min(kBlock, p.N - n0);
+      const int64_t b = w / nblk, n0 = (w % nblk) * block;
+      const int64_t nb = std::min(block, p.N - n0);
       const int64_t bn = b * p.N + n0;
       for (int64_t j = 0; j < nb; ++j) {
         A[j] = alpha[n0 + j];
@@ -39,21 +39,21 @@ void li_fwd_kernel(const LiFwdParams& p) {
         U[j] = u0[bn + j];
       }
       for (int64_t t = 0; t < p.T; ++t) {
-        const io_t* xt = x + b * p.x_sb + t * p.x_st + n0;  // [nb]
-        io_t* ot = u + b * p.u_sb + t * p.u_st + n0;
+        const io_t* __restrict__ xt = x + b * p.x_sb + t * p.x_st + n0;  // [nb]
         const int64_t off = (b * p.T + t) * p.N + n0;
-        #pragma GCC ivdep  // lanes are independent; no aliasing between the rows
+#pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < nb; ++j) {
           const LiConsts<acc_t> c{A[j], Be[j], G[j]};
           acc_t i = I[j], v = U[j];
           li_step_fwd(c, static_cast<acc_t>(xt[j]), i, v);
           I[j] = i;
           U[j] = v;
-          ot[j] = static_cast<io_t>(v);
-          if constexpr (kSave) {
-            i_saved[off + j] = i;
-            u_saved[off + j] = v;
-          }
+          Ob[j] = static_cast<io_t>(v);
+        }
+        stream_row(u + b * p.u_sb + t * p.u_st + n0, Ob, nb);
+        if constexpr (kSave) {
+          stream_row(i_saved + off, I, nb);
+          stream_row(u_saved + off, U, nb);
         }
       }
       for (int64_t j = 0; j < nb; ++j) {
@@ -61,12 +61,14 @@ void li_fwd_kernel(const LiFwdParams& p) {
         uT[bn + j] = U[j];
       }
     }
+    stream_fence();
   });
 }
 
 template <typename io_t, typename acc_t, bool kParams>
 void li_bwd_kernel(const LiBwdParams& p) {
-  const int64_t nblk = (p.N + kBlock - 1) / kBlock;
+  const int64_t block = cpu_block(p.B, p.N, at::get_num_threads());
+  const int64_t nblk = (p.N + block - 1) / block;
   const io_t* gu = static_cast<const io_t*>(p.gu);
   io_t* gx = static_cast<io_t*>(p.gx);
   const acc_t* giT = static_cast<const acc_t*>(p.giT);
@@ -83,11 +85,13 @@ void li_bwd_kernel(const LiBwdParams& p) {
   acc_t* gbeta = static_cast<acc_t*>(p.gbeta);
   const acc_t norm = p.normalize_input ? acc_t(1) : acc_t(0);
 
-  at::parallel_for(0, p.B * nblk, 1, [&](int64_t begin, int64_t end) {
-    acc_t A[kBlock], Be[kBlock], G[kBlock], cU[kBlock], cI[kBlock], GA[kBlock], GB[kBlock];
+  at::parallel_for(0, p.B * nblk, cpu_grain(block, p.T), [&](int64_t begin, int64_t end) {
+    alignas(64) acc_t A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock], cU[kMaxBlock], cI[kMaxBlock];
+    alignas(64) acc_t GA[kParams ? kMaxBlock : 1], GB[kParams ? kMaxBlock : 1];
+    alignas(64) io_t Gx[kMaxBlock];
     for (int64_t w = begin; w < end; ++w) {
-      const int64_t b = w / nblk, n0 = (w % nblk) * kBlock;
-      const int64_t nb = std::min(kBlock, p.N - n0);
+      const int64_t b = w / nblk, n0 = (w % nblk) * block;
+      const int64_t nb = std::min(block, p.N - n0);
       const int64_t bn = b * p.N + n0;
       for (int64_t j = 0; j < nb; ++j) {
         A[j] = alpha[n0 + j];
@@ -95,26 +99,26 @@ void li_bwd_kernel(const LiBwdParams& p) {
         G[j] = p.normalize_input ? acc_t(1) - Be[j] : acc_t(1);
         cU[j] = guT[bn + j];
         cI[j] = giT[bn + j];
-        GA[j] = GB[j] = acc_t(0);
+        if constexpr (kParams) GA[j] = GB[j] = acc_t(0);
       }
       for (int64_t t = p.T - 1; t >= 0; --t) {
-        const io_t* gt = gu + b * p.gu_sb + t * p.gu_st + n0;  // [nb]
-        io_t* gxt = gx + b * p.gx_sb + t * p.gx_st + n0;
+        const io_t* __restrict__ gt = gu + b * p.gu_sb + t * p.gu_st + n0;  // [nb]
         const int64_t off = (b * p.T + t) * p.N + n0;
-        #pragma GCC ivdep  // lanes are independent; no aliasing between the rows
+#pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < nb; ++j) {
           const LiConsts<acc_t> c{A[j], Be[j], G[j]};
           acc_t gU = cU[j], gI = cI[j], gu_t;
           const acc_t g = li_step_bwd(c, static_cast<acc_t>(gt[j]), gU, gI, gu_t);
           cU[j] = gU;
           cI[j] = gI;
-          gxt[j] = static_cast<io_t>(g);
+          Gx[j] = static_cast<io_t>(g);
           if constexpr (kParams) {
             const acc_t u_prev = t > 0 ? u_saved[off - p.N + j] : u0[bn + j];
             const acc_t i_prev = t > 0 ? i_saved[off - p.N + j] : i0[bn + j];
             li_param_grads(norm, g, gu_t, u_prev, i_prev, i_saved[off + j], GA[j], GB[j]);
           }
         }
+        stream_row(gx + b * p.gx_sb + t * p.gx_st + n0, Gx, nb);
       }
       for (int64_t j = 0; j < nb; ++j) {
         gi0[bn + j] = cI[j];
@@ -125,6 +129,7 @@ void li_bwd_kernel(const LiBwdParams& p) {
         }
       }
     }
+    stream_fence();
   });
 }
 

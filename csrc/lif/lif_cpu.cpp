@@ -10,14 +10,11 @@
 namespace fastsnn {
 namespace {
 
-#ifndef FASTSNN_CPU_BLOCK
-#define FASTSNN_CPU_BLOCK 64
-#endif
-constexpr int64_t kBlock = FASTSNN_CPU_BLOCK;  // neurons per work item
 
 template <typename io_t, typename acc_t, Reset R, bool kSaveU, bool kSaveI>
 void lif_fwd_kernel(const LifFwdParams& p) {
-  const int64_t nblk = (p.N + kBlock - 1) / kBlock;
+  const int64_t block = cpu_block(p.B, p.N, at::get_num_threads());
+  const int64_t nblk = (p.N + block - 1) / block;
   const io_t* x = static_cast<const io_t*>(p.x);
   io_t* s = static_cast<io_t*>(p.s);
   const acc_t* alpha = static_cast<const acc_t*>(p.alpha);
@@ -30,11 +27,13 @@ void lif_fwd_kernel(const LifFwdParams& p) {
   acc_t* u_saved = static_cast<acc_t*>(p.u_saved);
   acc_t* i_saved = static_cast<acc_t*>(p.i_saved);
 
-  at::parallel_for(0, p.B * nblk, 1, [&](int64_t begin, int64_t end) {
-    acc_t I[kBlock], U[kBlock], A[kBlock], Be[kBlock], G[kBlock], Th[kBlock];
+  at::parallel_for(0, p.B * nblk, cpu_grain(block, p.T), [&](int64_t begin, int64_t end) {
+    alignas(64) acc_t I[kMaxBlock], U[kMaxBlock], A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock],
+        Th[kMaxBlock];
+    alignas(64) io_t Sb[kMaxBlock];  // the step's spikes, streamed out after the neuron loop
     for (int64_t w = begin; w < end; ++w) {
-      const int64_t b = w / nblk, n0 = (w % nblk) * kBlock;
-      const int64_t nb = std::min(kBlock, p.N - n0);
+      const int64_t b = w / nblk, n0 = (w % nblk) * block;
+      const int64_t nb = std::min(block, p.N - n0);
       for (int64_t j = 0; j < nb; ++j) {
         A[j] = alpha[n0 + j];
         Be[j] = beta[n0 + j];
@@ -45,27 +44,26 @@ void lif_fwd_kernel(const LifFwdParams& p) {
       }
       for (int64_t t = 0; t < p.T; ++t) {
         const io_t* __restrict__ xt = x + b * p.x_sb + t * p.x_st + n0;  // [nb]
-        io_t* __restrict__ st = s + b * p.s_sb + t * p.s_st + n0;
         const int64_t off = (b * p.T + t) * p.N + n0;
-        acc_t* __restrict__ ut = kSaveU ? u_saved + off : nullptr;
-        acc_t* __restrict__ it = kSaveI ? i_saved + off : nullptr;
-        #pragma GCC ivdep  // lanes are independent; no aliasing between the rows
+#pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < nb; ++j) {
           const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
           acc_t i = I[j], u = U[j];
           lif_step_fwd<R>(c, static_cast<acc_t>(xt[j]), i, u);
           I[j] = i;
           U[j] = u;
-          st[j] = static_cast<io_t>(heaviside(u, c.thr));
-          if constexpr (kSaveU) ut[j] = u;
-          if constexpr (kSaveI) it[j] = i;
+          Sb[j] = static_cast<io_t>(heaviside(u, c.thr));
         }
+        stream_row(s + b * p.s_sb + t * p.s_st + n0, Sb, nb);
+        if constexpr (kSaveU) stream_row(u_saved + off, U, nb);
+        if constexpr (kSaveI) stream_row(i_saved + off, I, nb);
       }
       for (int64_t j = 0; j < nb; ++j) {
         iT[b * p.N + n0 + j] = I[j];
         uT[b * p.N + n0 + j] = U[j];
       }
     }
+    stream_fence();
   });
 }
 
@@ -73,7 +71,8 @@ void lif_fwd_kernel(const LifFwdParams& p) {
 template <typename io_t, typename acc_t, Reset R, Surrogate SG, bool kDetach, bool kParams>
 void lif_bwd_kernel(const LifBwdParams& p) {
   constexpr bool kHasI = kParams || (R == Reset::Zero && !kDetach);
-  const int64_t nblk = (p.N + kBlock - 1) / kBlock;
+  const int64_t block = cpu_block(p.B, p.N, at::get_num_threads());
+  const int64_t nblk = (p.N + block - 1) / block;
   const io_t* gs = static_cast<const io_t*>(p.gs);
   io_t* gx = static_cast<io_t*>(p.gx);
   const acc_t* giT = static_cast<const acc_t*>(p.giT);
@@ -93,12 +92,15 @@ void lif_bwd_kernel(const LifBwdParams& p) {
   const acc_t k = static_cast<acc_t>(p.scale);
   const acc_t norm = p.normalize_input ? acc_t(1) : acc_t(0);
 
-  at::parallel_for(0, p.B * nblk, 1, [&](int64_t begin, int64_t end) {
-    acc_t A[kBlock], Be[kBlock], G[kBlock], Th[kBlock];
-    acc_t cU[kBlock], cI[kBlock], cS[kBlock], GA[kBlock], GB[kBlock], GT[kBlock];
+  at::parallel_for(0, p.B * nblk, cpu_grain(block, p.T), [&](int64_t begin, int64_t end) {
+    alignas(64) acc_t A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock], Th[kMaxBlock];
+    alignas(64) acc_t cU[kMaxBlock], cI[kMaxBlock], cS[kMaxBlock];
+    alignas(64) acc_t GA[kParams ? kMaxBlock : 1], GB[kParams ? kMaxBlock : 1],
+        GT[kMaxBlock];
+    alignas(64) io_t Gx[kMaxBlock];  // the step's dL/dX, streamed out after the neuron loop
     for (int64_t w = begin; w < end; ++w) {
-      const int64_t b = w / nblk, n0 = (w % nblk) * kBlock;
-      const int64_t nb = std::min(kBlock, p.N - n0);
+      const int64_t b = w / nblk, n0 = (w % nblk) * block;
+      const int64_t nb = std::min(block, p.N - n0);
       const int64_t bn = b * p.N + n0;
       for (int64_t j = 0; j < nb; ++j) {
         A[j] = alpha[n0 + j];
@@ -108,17 +110,17 @@ void lif_bwd_kernel(const LifBwdParams& p) {
         cU[j] = guT[bn + j];
         cI[j] = giT[bn + j];
         cS[j] = acc_t(0);
-        GA[j] = GB[j] = GT[j] = acc_t(0);
+        GT[j] = acc_t(0);
+        if constexpr (kParams) GA[j] = GB[j] = acc_t(0);
       }
       for (int64_t t = p.T - 1; t >= 0; --t) {
         const io_t* __restrict__ gst = gs + b * p.gs_sb + t * p.gs_st + n0;  // [nb]
-        io_t* __restrict__ gxt = gx + b * p.gx_sb + t * p.gx_st + n0;
         const int64_t off = (b * p.T + t) * p.N + n0;
         const acc_t* __restrict__ ut = u_saved + off;
         const acc_t* __restrict__ up = t > 0 ? ut - p.N : u0 + bn;
         const acc_t* __restrict__ it = kHasI ? i_saved + off : nullptr;
         const acc_t* __restrict__ ip = kHasI ? (t > 0 ? it - p.N : i0 + bn) : nullptr;
-        #pragma GCC ivdep  // lanes are independent; no aliasing between the rows
+#pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < nb; ++j) {
           const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
           LifGradCarry<acc_t> carry{cU[j], cI[j], cS[j]};
@@ -129,13 +131,14 @@ void lif_bwd_kernel(const LifBwdParams& p) {
           cU[j] = carry.gU;
           cI[j] = carry.gI;
           cS[j] = carry.gS;
-          gxt[j] = static_cast<io_t>(r.gx);
+          Gx[j] = static_cast<io_t>(r.gx);
           if constexpr (kParams) {
             lif_param_grads<R>(c, norm, r, up[j], ip[j], i_t, GA[j], GB[j], GT[j]);
           }
         }
+        stream_row(gx + b * p.gx_sb + t * p.gx_st + n0, Gx, nb);
       }
-      #pragma GCC ivdep  // lanes are independent; no aliasing between the rows
+#pragma GCC ivdep
       for (int64_t j = 0; j < nb; ++j) {
         const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
         const LifGradCarry<acc_t> carry{cU[j], cI[j], cS[j]};
@@ -147,6 +150,7 @@ void lif_bwd_kernel(const LifBwdParams& p) {
         }
       }
     }
+    stream_fence();
   });
 }
 

@@ -1,0 +1,140 @@
+"""Smoke tests of the benchmark runner (benchmarks/run.py) on tiny sizes.
+
+The runner must write results.json, results.md and the plot, and it must refuse a speedup to a
+provider whose output or gradient disagrees with the reference.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import fastsnn
+
+# benchmarks/ is a top-level package of the source tree, not of the installed fastsnn.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import run  # noqa: E402
+
+SIZES = "2,8,16;2,16,16;4,8,32"  # a T sweep (B*N = 32) and a B*N sweep (T = 8)
+FAST = ["--quick", "--sizes", SIZES, "--reps", "2", "--min-time", "0.001"]
+FUSED = [b for b in fastsnn.available_backends() if b == "cpu"]
+
+
+def _run(tmp_path, *extra):
+    hdr, rows = run.main(FAST + ["--out", str(tmp_path)] + list(extra))
+    return hdr, rows, json.loads((tmp_path / "results.json").read_text())
+
+
+def test_quick_run_writes_json_markdown_and_plot(tmp_path):
+    hdr, rows, data = _run(tmp_path)
+    assert data["header"]["torch"] == torch.__version__
+    assert data["header"]["device"] == "cpu"
+    assert data["rows"] == json.loads(json.dumps(rows))
+    want = {(op, mode, B, T, N, p) for op in ("lif", "li") for mode in ("fwd", "fwdbwd")
+            for B, T, N in ((2, 8, 16), (2, 16, 16), (4, 8, 32)) for p in ["torch"] + FUSED}
+    got = {(r["op"], r["mode"], r["B"], r["T"], r["N"], r["provider"]) for r in rows}
+    assert got == want  # torch-compile is off by default on the CPU
+    for r in rows:
+        assert r["status"] == "ok", r
+        assert r["dtype"] == "float32"
+        assert r["time_ms"] > 0 and r["neuron_steps_per_s"] > 0 and r["speedup"] > 0
+        assert r["peak_mem_mib"] is None and r["gbps"] is None  # CUDA only
+        if r["mode"] == "fwd":
+            assert r["saved_bytes_per_step"] == 0  # inference saves nothing
+        if r["provider"] == "torch":
+            assert r["speedup"] == 1.0
+    # The eager LIF reference keeps several bytes per neuron-step; the linear LI only its
+    # scalar constants (a few bytes in all, not per step).
+    lif_ref = [r for r in rows if (r["op"], r["mode"], r["provider"]) == ("lif", "fwdbwd", "torch")]
+    assert all(r["saved_bytes_per_step"] >= 8 for r in lif_ref)
+    li_ref = [r for r in rows if (r["op"], r["mode"], r["provider"]) == ("li", "fwdbwd", "torch")]
+    assert all(r["saved_bytes_per_step"] * r["B"] * r["T"] * r["N"] <= 32 for r in li_ref)
+
+    md = (tmp_path / "results.md").read_text()
+    assert "| op | mode | dtype | B | T | N | provider | time ms | speedup vs torch |" in md
+    assert "torch " + torch.__version__ in md and "CPU threads" in md
+    table = [ln for ln in md.splitlines() if ln.startswith("| l")]
+    assert len(table) == len(rows)
+    assert "| lif | fwdbwd | float32 | 4 | 8 | 32 | torch | " in md
+    png = (tmp_path / "speedup.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def _wrong_spikes(op):  # forward wrong: the complement of the spikes, or a scaled trace
+    def call(x):
+        out, state = run.OPS[op](x, "torch")
+        return (1 - out if op == "lif" else 1.5 * out), state
+    return call
+
+
+def _wrong_grad(op):  # forward right (2x - x == x exactly), gradient doubled
+    return lambda x: run.OPS[op](2 * x - x.detach(), "torch")
+
+
+def _nan(op):
+    def call(x):
+        out, state = run.OPS[op](x, "torch")
+        return out * float("nan"), state
+    return call
+
+
+def _raises(op):
+    def call(x):
+        raise RuntimeError("kernel exploded")
+    return call
+
+
+@pytest.mark.parametrize("factory, bad_modes, status", [
+    pytest.param(_wrong_spikes, {"fwd", "fwdbwd"}, "MISMATCH", id="wrong-forward"),
+    pytest.param(_wrong_grad, {"fwdbwd"}, "MISMATCH", id="wrong-gradient"),
+    pytest.param(_nan, {"fwd", "fwdbwd"}, "MISMATCH", id="nan-output"),
+    pytest.param(_raises, {"fwd", "fwdbwd"}, "ERROR", id="raises"),
+])
+def test_disagreeing_provider_gets_no_speedup(tmp_path, monkeypatch, factory, bad_modes, status):
+    monkeypatch.setitem(run.EXTRA_PROVIDERS, "fake", factory)
+    _, rows, data = _run(tmp_path, "--backends", "fake")
+    fake = [r for r in data["rows"] if r["provider"] == "fake"]
+    assert len(fake) == 2 * 2 * 3
+    for r in fake:
+        if r["mode"] in bad_modes:
+            assert r["status"] == status and r["detail"], r
+            for k in ("time_ms", "speedup", "neuron_steps_per_s", "saved_bytes_per_step"):
+                assert r[k] is None, (k, r)
+        else:
+            assert r["status"] == "ok" and r["speedup"] > 0, r
+    md_rows = [ln.split(" | ") for ln in (tmp_path / "results.md").read_text().splitlines()
+               if ln.startswith("| l") and " fake " in ln]
+    assert len(md_rows) == len(fake)
+    for cells, r in zip(md_rows, fake):
+        if r["mode"] in bad_modes:
+            assert cells[7:10] == ["-", "-", "-"], cells  # time, speedup, neuron-steps/s
+            assert cells[-1] == f"{status} |"
+    # The reference itself still gets its numbers, and the notes under the table say why.
+    assert all(r["status"] == "ok" for r in data["rows"] if r["provider"] == "torch")
+    md = (tmp_path / "results.md").read_text()
+    for r in fake:
+        if r["mode"] in bad_modes:
+            assert (f"- fake {r['op']} {r['mode']} float32 B={r['B']} T={r['T']} N={r['N']}: "
+                    f"{status}: {r['detail']}") in md
+
+
+def test_gate_bounds():
+    ref = (torch.rand(1000, 10) < 0.1).float()
+    flip = ref.clone()
+    flip.view(-1)[:10] = 1 - flip.view(-1)[:10]  # 10 of 10000 = 1e-3: allowed in float32
+    assert run.check("lif", "fwd", torch.float32, flip, None, ref, None) == ""
+    flip.view(-1)[10] = 1 - flip.view(-1)[10]
+    assert "spike mismatch" in run.check("lif", "fwd", torch.float32, flip, None, ref, None)
+    assert "spike mismatch" in run.check("lif", "fwd", torch.float64, flip.double(), None,
+                                         ref.double(), None)
+    g = torch.randn(1000, 10)
+    assert run.check("li", "fwdbwd", torch.float32, g, g * (1 + 1e-6), g, g) == ""
+    assert "dX" in run.check("li", "fwdbwd", torch.float32, g, g * 1.01, g, g)
+    assert "dX" in run.check("lif", "fwdbwd", torch.float32, ref, None, ref, g)
+
+
+def test_unknown_backend_is_an_error(tmp_path):
+    with pytest.raises(SystemExit):
+        run.parse_args(["--backends", "nonesuch", "--out", str(tmp_path)])
