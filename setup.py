@@ -52,7 +52,9 @@ def _extension():
             define_macros=[("FASTSNN_WITH_CUDA", "1")],
             extra_compile_args={
                 "cxx": cxx,
-                "nvcc": ["-O3", "-lineinfo",
+                # --fmad=false: no fused multiply-add, so the GPU rounds as the CPU kernels,
+                # Triton (enable_fp_fusion=False) and the eager reference do.
+                "nvcc": ["-O3", "-lineinfo", "--fmad=false",
                          "--expt-relaxed-constexpr"],
             },
             extra_link_args=["-fopenmp"],

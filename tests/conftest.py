@@ -4,6 +4,11 @@ import sys
 import pytest
 import torch
 
+# Without a GPU the Triton kernels run in Triton's interpreter on CPU tensors. fastsnn decides
+# at import whether Triton can run, so this must be set before any test imports it.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 sys.path.insert(0, os.path.dirname(__file__))
 
 

@@ -93,3 +93,26 @@ def test_raw_op_checks_name_the_argument():
         torch.ops.fastsnn.lif_fwd(X, a, a, a, z.double(), z, 0, True, False, False)
     with pytest.raises(ValueError, match="reset code"):
         torch.ops.fastsnn.lif_fwd(X, a, a, a, z, z, 7, True, False, False)
+
+
+def test_import_never_fails_without_the_extension():
+    """With fastsnn._C unimportable, fastsnn imports, the reference runs, and asking for the
+    fused backend by name says how to get it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['fastsnn._C'] = None\n"
+        "import torch, fastsnn\n"
+        "assert fastsnn.available_backends() == ['torch'], fastsnn.available_backends()\n"
+        "S, _ = fastsnn.lif(torch.randn(2, 3, 4), 0.8, 0.9)\n"
+        "try:\n"
+        "    fastsnn.lif(torch.randn(2, 3, 4), 0.8, 0.9, backend='cpu')\n"
+        "except RuntimeError as e:\n"
+        "    assert 'pip install --no-build-isolation' in str(e), e\n"
+        "    print('ok')\n"
+    )
+    env = dict(__import__("os").environ, TRITON_INTERPRET="0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

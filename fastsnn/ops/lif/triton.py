@@ -1,0 +1,419 @@
+"""Triton kernels of the fused LIF scans: the "triton" backend of ``fastsnn.lif``.
+
+``lif_fwd_triton`` / ``lif_bwd_triton`` have the schemas and semantics of
+``torch.ops.fastsnn.lif_fwd`` / ``lif_bwd`` (csrc/ops.cpp, host code csrc/lif/lif.cpp) and repeat
+the per-step arithmetic of csrc/lif/lif_math.h op for op, so the forward agrees with the C++
+kernels bit for bit (the backward too, up to exp(), and in float32 on a GPU up to Triton's
+approximate division and exp). They are custom ops (``fastsnn::lif_fwd_triton``,
+``fastsnn::lif_bwd_triton``) with fake implementations that share the allocation code, so
+``torch.compile(fullgraph=True)`` traces LIFFunction through them.
+
+Decomposition: a 1-D grid of B * cdiv(N, BLOCK_N) programs; program p owns batch row
+p // cdiv(N, BLOCK_N) and a block of BLOCK_N neurons, and walks the whole time axis (forward
+kernel t = 0..T-1, backward kernel t = T-1..0). T is a runtime argument, never specialised on.
+State and arithmetic are float32 (float64 for float64 x); x, s, grad_s, grad_x are loaded and
+stored in the I/O dtype. Floating-point contraction is switched off (enable_fp_fusion=False)
+because the C++ kernels are built with -ffp-contract=off: no fused multiply-add anywhere.
+
+Bytes per neuron-step (io = I/O element size: 2 for bf16/fp16, 4 for fp32, 8 for fp64;
+acc = 4, or 8 for float64 x):
+  forward  moves  x read (io) + s written (io)
+                  + U_t written (acc) when training (save_u)
+                  + I_t written (acc) only when alpha/beta/threshold learn or the zero reset is
+                    not detached (save_i)
+           keeps  U_t (acc) [+ I_t (acc)] for the backward; nothing in inference.
+  backward moves  grad_s read (io) + grad_x written (io) + U_{t-1} read (acc)
+                  [+ I_{t-1} read (acc) when I was saved]; U_t and I_t are carried in registers
+                  from the previous (later) step; spikes are recomputed from U exactly.
+           keeps  nothing.
+Per (batch, neuron) pair, once: the initial and final states, and in the backward the
+alpha/beta/threshold partials (B, N), which the autograd Function sums (no atomics, so runs
+repeat bit for bit).
+"""
+
+import contextlib
+
+import torch
+import triton
+import triton.language as tl
+from triton.runtime.jit import JITFunction
+
+IO_DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
+MAX_BLOCK_N = 128  # neurons per program (tests lower it to exercise several blocks per row)
+
+
+@triton.jit
+def heaviside(v, thr, ACC: tl.constexpr):
+    # Theta(v - thr), Theta(0) = 0, written as a difference like csrc/common/surrogate.h
+    return ((v - thr) > 0).to(ACC)
+
+
+@triton.jit
+def surrogate_grad(x, k, k_atan, SURROGATE: tl.constexpr):
+    # sigma'(x) with scale k (csrc/common/surrogate.h); k_atan = (pi/2) * k in the acc dtype
+    if SURROGATE == 0:  # superspike
+        d = k * tl.abs(x) + 1.0
+        g = 1.0 / (d * d)
+    elif SURROGATE == 1:  # superspike_asymptotic
+        d = k * tl.abs(x) + 1.0
+        g = k / (d * d)
+    elif SURROGATE == 2:  # sigmoid
+        s = 1.0 / (1.0 + tl.exp(-k * x))
+        g = s * (1.0 - s)
+    elif SURROGATE == 3:  # esser: NaN propagates (NaN < 0 is false)
+        v = 1.0 - k * tl.abs(x)
+        g = tl.where(v < 0, 0.0, v)
+    elif SURROGATE == 4:  # atan
+        z = k_atan * x
+        g = (k / 2.0) / (1.0 + z * z)
+    else:  # exponential
+        g = tl.exp(-k * tl.abs(x))
+    return g
+
+
+@triton.jit(do_not_specialize=["T"])
+def lif_fwd_kernel(
+    p_x, p_s, p_alpha, p_beta, p_thr, p_i0, p_u0, p_iT, p_uT, p_u_saved, p_i_saved,
+    T, N, x_sb, x_st, s_sb, s_st,
+    RESET: tl.constexpr, NORMALIZE: tl.constexpr, SAVE_U: tl.constexpr, SAVE_I: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    nblk = tl.cdiv(N, BLOCK_N)
+    pid = tl.program_id(0)
+    i_b = (pid // nblk).to(tl.int64)  # 64-bit from here on: B*T*N may pass 2^31
+    o_n = (pid % nblk) * BLOCK_N + tl.arange(0, BLOCK_N)  # [BLOCK_N]
+    m_n = o_n < N
+    o_bn = i_b * N + o_n  # [BLOCK_N] into [B, N]
+
+    b_a = tl.load(p_alpha + o_n, mask=m_n, other=0.0)  # [BLOCK_N] acc
+    b_be = tl.load(p_beta + o_n, mask=m_n, other=0.0)
+    b_th = tl.load(p_thr + o_n, mask=m_n, other=0.0)
+    if NORMALIZE:
+        b_g = 1.0 - b_be
+    else:
+        b_g = tl.full([BLOCK_N], 1.0, ACC)
+    b_i = tl.load(p_i0 + o_bn, mask=m_n, other=0.0)
+    b_u = tl.load(p_u0 + o_bn, mask=m_n, other=0.0)
+    b_sp = heaviside(b_u, b_th, ACC)  # S_{t-1}
+
+    p_xt = p_x + i_b * x_sb + o_n  # [BLOCK_N] pointers, advanced one step per iteration
+    p_st = p_s + i_b * s_sb + o_n
+    p_ut = p_u_saved + i_b * T * N + o_n  # saved tensors are contiguous [B, T, N]
+    p_it = p_i_saved + i_b * T * N + o_n
+    for _ in range(T):
+        b_x = tl.load(p_xt, mask=m_n, other=0.0).to(ACC)
+        b_i = b_a * b_i + b_x
+        b_h = b_be * b_u + b_g * b_i
+        if RESET == 0:  # zero
+            b_u = b_h * (1.0 - b_sp)
+        elif RESET == 1:  # subtract
+            b_u = b_h - b_th * b_sp
+        else:
+            b_u = b_h
+        b_sp = heaviside(b_u, b_th, ACC)
+        tl.store(p_st, b_sp.to(p_s.dtype.element_ty), mask=m_n)
+        if SAVE_U:
+            tl.store(p_ut, b_u, mask=m_n)
+        if SAVE_I:
+            tl.store(p_it, b_i, mask=m_n)
+        p_xt += x_st
+        p_st += s_st
+        p_ut += N
+        p_it += N
+    tl.store(p_iT + o_bn, b_i, mask=m_n)
+    tl.store(p_uT + o_bn, b_u, mask=m_n)
+
+
+@triton.jit(do_not_specialize=["T"])
+def lif_bwd_kernel(
+    p_gs, p_gx, p_giT, p_guT, p_u_saved, p_i_saved, p_i0, p_u0, p_alpha, p_beta, p_thr, p_scale,
+    p_gi0, p_gu0, p_galpha, p_gbeta, p_gthr,
+    T, N, gs_sb, gs_st, gx_sb, gx_st,
+    RESET: tl.constexpr, SURROGATE: tl.constexpr, DETACH: tl.constexpr,
+    NORMALIZE: tl.constexpr, PARAMS: tl.constexpr, HAS_I: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    nblk = tl.cdiv(N, BLOCK_N)
+    pid = tl.program_id(0)
+    i_b = (pid // nblk).to(tl.int64)
+    o_n = (pid % nblk) * BLOCK_N + tl.arange(0, BLOCK_N)  # [BLOCK_N]
+    m_n = o_n < N
+    o_bn = i_b * N + o_n  # [BLOCK_N] into [B, N]
+
+    b_a = tl.load(p_alpha + o_n, mask=m_n, other=0.0)  # [BLOCK_N] acc
+    b_be = tl.load(p_beta + o_n, mask=m_n, other=0.0)
+    b_th = tl.load(p_thr + o_n, mask=m_n, other=0.0)
+    if NORMALIZE:
+        b_g = 1.0 - b_be
+    else:
+        b_g = tl.full([BLOCK_N], 1.0, ACC)
+    k = tl.load(p_scale)  # scalar acc: a float argument would arrive as float32
+    k_atan = tl.full([BLOCK_N], 1.5707963267948966, ACC) * k  # [BLOCK_N] (pi/2) k, as C++
+    b_u0 = tl.load(p_u0 + o_bn, mask=m_n, other=0.0)
+    b_i0 = tl.load(p_i0 + o_bn, mask=m_n, other=0.0)
+
+    # gradient carries of step t as seen from step t+1 (LifGradCarry)
+    c_gu = tl.load(p_guT + o_bn, mask=m_n, other=0.0)
+    c_gi = tl.load(p_giT + o_bn, mask=m_n, other=0.0)
+    c_gs = tl.zeros([BLOCK_N], dtype=ACC)
+    b_ga = tl.zeros([BLOCK_N], dtype=ACC)  # per-(batch, neuron) parameter partials
+    b_gb = tl.zeros([BLOCK_N], dtype=ACC)
+    b_gt = tl.zeros([BLOCK_N], dtype=ACC)
+
+    t_last = (T - 1).to(tl.int64)  # -1 when T == 0: the pointers below are then never used
+    p_gst = p_gs + i_b * gs_sb + t_last * gs_st + o_n  # [BLOCK_N], walked backwards
+    p_gxt = p_gx + i_b * gx_sb + t_last * gx_st + o_n
+    p_ut = p_u_saved + (i_b * T + t_last) * N + o_n
+    p_it = p_i_saved + (i_b * T + t_last) * N + o_n
+    m_any = m_n & (T > 0)
+    b_u = tl.load(p_ut, mask=m_any, other=0.0)  # U_t, carried down the loop
+    b_i = tl.zeros([BLOCK_N], dtype=ACC)  # I_t (0 when not saved, as in the C++ kernel)
+    if HAS_I:
+        b_i = tl.load(p_it, mask=m_any, other=0.0)
+    for r in range(T):
+        has_prev = r < T - 1  # t = T-1-r > 0: U_{t-1} is saved; else the initial state
+        b_up = tl.load(p_ut - N, mask=m_n & has_prev, other=0.0)
+        b_up = tl.where(has_prev, b_up, b_u0)  # U_{t-1}
+        if HAS_I:
+            b_ip = tl.load(p_it - N, mask=m_n & has_prev, other=0.0)
+            b_ip = tl.where(has_prev, b_ip, b_i0)  # I_{t-1}
+
+        # lif_step_bwd
+        b_gso = tl.load(p_gst, mask=m_n, other=0.0).to(ACC)
+        b_gs = b_gso + c_gs
+        b_sg_gs = surrogate_grad(b_u - b_th, k, k_atan, SURROGATE) * b_gs
+        b_gu = b_sg_gs + c_gu
+        b_sp = heaviside(b_up, b_th, ACC)  # S_{t-1}
+        if RESET == 0:  # zero
+            b_gh = b_gu * (1.0 - b_sp)
+            if DETACH:
+                c_gs = tl.zeros([BLOCK_N], dtype=ACC)
+            else:
+                b_h = b_be * b_up + b_g * b_i
+                c_gs = -(b_gu * b_h)
+        elif RESET == 1:  # subtract
+            b_gh = b_gu
+            if DETACH:
+                c_gs = tl.zeros([BLOCK_N], dtype=ACC)
+            else:
+                c_gs = -(b_gu * b_th)
+        else:
+            b_gh = b_gu
+        b_gx = b_g * b_gh + c_gi
+        c_gi = b_a * b_gx
+        c_gu = b_be * b_gh
+        tl.store(p_gxt, b_gx.to(p_gx.dtype.element_ty), mask=m_n)
+
+        if PARAMS:  # lif_param_grads
+            b_ga += b_gx * b_ip
+            if NORMALIZE:
+                b_gb += b_gh * (b_up - b_i)
+            else:  # 0 * I_t as in the C++ kernel: an infinite I_t still makes NaN
+                b_gb += b_gh * (b_up - 0.0 * b_i)
+            b_gt -= b_sg_gs
+            if RESET == 1:
+                b_gt -= b_sp * b_gu
+
+        b_u = b_up
+        if HAS_I:
+            b_i = b_ip
+        p_gst -= gs_st
+        p_gxt -= gx_st
+        p_ut -= N
+        p_it -= N
+
+    # lif_initial_state_grads: S_{-1} fed step 0's reset
+    b_sg0 = surrogate_grad(b_u0 - b_th, k, k_atan, SURROGATE) * c_gs
+    tl.store(p_gi0 + o_bn, c_gi, mask=m_n)
+    tl.store(p_gu0 + o_bn, c_gu + b_sg0, mask=m_n)
+    if PARAMS:
+        b_gt -= b_sg0
+        tl.store(p_galpha + o_bn, b_ga, mask=m_n)
+        tl.store(p_gbeta + o_bn, b_gb, mask=m_n)
+        tl.store(p_gthr + o_bn, b_gt, mask=m_n)
+
+
+# False when TRITON_INTERPRET=1 was set before this module was imported.
+COMPILED = isinstance(lif_fwd_kernel, JITFunction)
+
+
+def alloc(shape, like, dtype):
+    """Every output goes through here (tests poison it with NaN)."""
+    return like.new_empty(shape, dtype=dtype)
+
+
+def alloc_like(x):
+    return torch.empty_like(x)
+
+
+def maybe_alloc(want, shape, like, dtype):
+    """The tensor, or an empty (0,) one for an output that was not asked for."""
+    return alloc(shape if want else (0,), like, dtype)
+
+
+def acc_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def unit_neuron_stride(t):
+    """A [B, T, N] tensor whose neuron stride is 1 (any batch/time strides); copies otherwise."""
+    return t if t.size(2) <= 1 or t.stride(2) == 1 else t.contiguous()
+
+
+def check_btn(t, op, name):
+    if t.dim() != 3:
+        raise ValueError(f"{op}: {name} must have shape [B, T, N], got {tuple(t.shape)}")
+    if t.dtype not in IO_DTYPES:
+        raise TypeError(f"{op}: {name} must be float64, float32, bfloat16 or float16, "
+                        f"got {t.dtype}")
+
+
+def acc_arg(t, x, acc, shape, op, name):
+    """An accumulator-dtype tensor of the given shape on x's device, contiguous."""
+    if t.device != x.device:
+        raise RuntimeError(f"{op}: {name} is on {t.device} but x is on {x.device}")
+    if t.dtype != acc:
+        raise TypeError(f"{op}: {name} must be {acc}, got {t.dtype}")
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{op}: {name} must have shape {list(shape)}, got {list(t.shape)}")
+    return t.contiguous()
+
+
+def check_code(value, hi, op, name):
+    if not 0 <= value <= hi:
+        raise ValueError(f"{op}: {name} code must be in [0, {hi}], got {value}")
+
+
+def launch_config(x, N):
+    """(device context, BLOCK_N, num_warps) for a launch on x's device."""
+    if x.device.type == "cuda":
+        ctx = torch.cuda.device(x.device)  # Triton launches on the current device
+    elif COMPILED:
+        raise RuntimeError(
+            f"fastsnn's Triton kernels got tensors on {x.device}: they run on CUDA tensors, or on "
+            "the CPU under the Triton interpreter, which needs TRITON_INTERPRET=1 set before "
+            "fastsnn's Triton modules are first imported")
+    else:
+        ctx = contextlib.nullcontext()
+    block_n = min(max(triton.next_power_of_2(N), 16), MAX_BLOCK_N)
+    return ctx, block_n, max(1, min(4, block_n // 32))
+
+
+def tl_acc(acc):
+    return tl.float64 if acc == torch.float64 else tl.float32
+
+
+_FWD_SCHEMA = (
+    "(Tensor x, Tensor alpha, Tensor beta, Tensor threshold, Tensor i0, Tensor u0, int reset, "
+    "bool normalize_input, bool save_u, bool save_i) "
+    "-> (Tensor s, Tensor i_T, Tensor u_T, Tensor u_saved, Tensor i_saved)")
+_BWD_SCHEMA = (
+    "(Tensor grad_s, Tensor grad_iT, Tensor grad_uT, Tensor u_saved, Tensor i_saved, Tensor i0, "
+    "Tensor u0, Tensor alpha, Tensor beta, Tensor threshold, int reset, bool detach_reset, "
+    "int surrogate, float scale, bool normalize_input, bool param_grads) "
+    "-> (Tensor grad_x, Tensor grad_i0, Tensor grad_u0, Tensor grad_alpha, Tensor grad_beta, "
+    "Tensor grad_threshold)")
+
+
+def _fwd_outputs(x, save_u, save_i):
+    # x [B, T, N] with unit neuron stride
+    B, T, N = x.shape
+    acc = acc_dtype(x.dtype)
+    return (alloc_like(x), alloc((B, N), x, acc), alloc((B, N), x, acc),
+            maybe_alloc(save_u, (B, T, N), x, acc), maybe_alloc(save_i, (B, T, N), x, acc))
+
+
+def _bwd_outputs(gs, param_grads):
+    B, T, N = gs.shape
+    acc = acc_dtype(gs.dtype)
+    return (alloc_like(gs), alloc((B, N), gs, acc), alloc((B, N), gs, acc),
+            *(maybe_alloc(param_grads, (B, N), gs, acc) for _ in range(3)))
+
+
+@torch.library.custom_op("fastsnn::lif_fwd_triton", mutates_args=(), schema=_FWD_SCHEMA)
+def lif_fwd_triton(x, alpha, beta, threshold, i0, u0, reset, normalize_input, save_u, save_i):
+    """torch.ops.fastsnn.lif_fwd on the Triton kernels: S, I_T, U_T, u_saved, i_saved."""
+    op = "fastsnn::lif_fwd_triton"
+    check_btn(x, op, "x")
+    check_code(reset, 2, op, "reset")
+    x = unit_neuron_stride(x)
+    B, T, N = x.shape
+    acc = acc_dtype(x.dtype)
+    a = acc_arg(alpha, x, acc, (N,), op, "alpha")
+    b = acc_arg(beta, x, acc, (N,), op, "beta")
+    th = acc_arg(threshold, x, acc, (N,), op, "threshold")
+    i0 = acc_arg(i0, x, acc, (B, N), op, "i0")
+    u0 = acc_arg(u0, x, acc, (B, N), op, "u0")
+    s, iT, uT, u_saved, i_saved = out = _fwd_outputs(x, save_u, save_i)
+    if B * N == 0:
+        return out
+    ctx, block_n, num_warps = launch_config(x, N)
+    grid = (B * triton.cdiv(N, block_n),)
+    with ctx:
+        # absent saved tensors get a stand-in pointer that the constexpr flags never touch
+        lif_fwd_kernel[grid](
+            x, s, a, b, th, i0, u0, iT, uT, u_saved if save_u else uT,
+            i_saved if save_i else iT, T, N, x.stride(0), x.stride(1), s.stride(0), s.stride(1),
+            RESET=reset, NORMALIZE=normalize_input, SAVE_U=save_u, SAVE_I=save_i,
+            ACC=tl_acc(acc), BLOCK_N=block_n, num_warps=num_warps, enable_fp_fusion=False)
+    return out
+
+
+@lif_fwd_triton.register_fake
+def _(x, alpha, beta, threshold, i0, u0, reset, normalize_input, save_u, save_i):
+    return _fwd_outputs(unit_neuron_stride(x), save_u, save_i)
+
+
+@torch.library.custom_op("fastsnn::lif_bwd_triton", mutates_args=(), schema=_BWD_SCHEMA)
+def lif_bwd_triton(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, beta, threshold,
+                   reset, detach_reset, surrogate, scale, normalize_input, param_grads):
+    """torch.ops.fastsnn.lif_bwd on the Triton kernels: grads of x, i0, u0 and the
+    (B, N) partials of alpha, beta, threshold (empty (0,) tensors unless param_grads)."""
+    op = "fastsnn::lif_bwd_triton"
+    check_btn(grad_s, op, "grad_s")
+    check_code(reset, 2, op, "reset")
+    check_code(surrogate, 5, op, "surrogate")
+    gs = unit_neuron_stride(grad_s)
+    B, T, N = gs.shape
+    acc = acc_dtype(gs.dtype)
+    us = acc_arg(u_saved, gs, acc, (B, T, N), op, "u_saved")
+    has_i = i_saved.dim() == 3  # absent tensors are passed as empty (0,)
+    need_i = param_grads or (reset == 0 and not detach_reset)
+    if need_i and not has_i:
+        raise ValueError(f"{op}: i_saved is required for parameter gradients and the undetached "
+                         "zero reset")
+    is_ = acc_arg(i_saved, gs, acc, (B, T, N), op, "i_saved") if has_i else i_saved
+    gi = acc_arg(grad_iT, gs, acc, (B, N), op, "grad_iT")
+    gu = acc_arg(grad_uT, gs, acc, (B, N), op, "grad_uT")
+    i0 = acc_arg(i0, gs, acc, (B, N), op, "i0")
+    u0 = acc_arg(u0, gs, acc, (B, N), op, "u0")
+    a = acc_arg(alpha, gs, acc, (N,), op, "alpha")
+    b = acc_arg(beta, gs, acc, (N,), op, "beta")
+    th = acc_arg(threshold, gs, acc, (N,), op, "threshold")
+    gx, gi0, gu0, ga, gb, gt = out = _bwd_outputs(gs, param_grads)
+    if B * N == 0:
+        return out
+    ctx, block_n, num_warps = launch_config(gs, N)
+    grid = (B * triton.cdiv(N, block_n),)
+    # the scale in the acc dtype: a Python float reaches a Triton kernel as float32
+    k = torch.full((1,), scale, dtype=acc, device=gs.device)
+    with ctx:
+        lif_bwd_kernel[grid](
+            gs, gx, gi, gu, us, is_ if need_i else us, i0, u0, a, b, th, k,
+            gi0, gu0, ga if param_grads else gi0, gb if param_grads else gi0,
+            gt if param_grads else gi0,
+            T, N, gs.stride(0), gs.stride(1), gx.stride(0), gx.stride(1),
+            RESET=reset, SURROGATE=surrogate,
+            DETACH=detach_reset or reset == 2,  # only resets that read S_{t-1} can undetach
+            NORMALIZE=normalize_input, PARAMS=param_grads, HAS_I=need_i,
+            ACC=tl_acc(acc), BLOCK_N=block_n, num_warps=num_warps, enable_fp_fusion=False)
+    return out
+
+
+@lif_bwd_triton.register_fake
+def _(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, beta, threshold, reset,
+      detach_reset, surrogate, scale, normalize_input, param_grads):
+    return _bwd_outputs(unit_neuron_stride(grad_s), param_grads)
+
+
+__all__ = ["lif_fwd_triton", "lif_bwd_triton", "lif_fwd_kernel", "lif_bwd_kernel"]
