@@ -1,17 +1,12 @@
-// Fused leaky-integrator scans on the CPU; same decomposition as lif_cpu.cpp.
-#include <algorithm>
-
-#include <ATen/Parallel.h>
-
-#include "../common/cpu_dispatch.h"
-#include "li_math.h"
+// The CPU leaky-integrator kernel bodies, compiled once per instruction set (see
+// csrc/lif/lif_cpu_kernels.h for the arrangement).
+#pragma once
 
 namespace fastsnn {
-namespace {
+namespace FASTSNN_CPU_ISA {
 
 template <typename io_t, typename acc_t, bool kSave>
-void li_fwd_kernel(const LiFwdParams& p) {
-  const int64_t block = cpu_block(p.B, p.N, at::get_num_threads());
+void li_fwd_kernel(const LiFwdParams& p, int64_t block, int64_t begin, int64_t end) {
   const int64_t nblk = (p.N + block - 1) / block;
   const io_t* x = static_cast<const io_t*>(p.x);
   io_t* u = static_cast<io_t*>(p.u);
@@ -24,7 +19,7 @@ void li_fwd_kernel(const LiFwdParams& p) {
   acc_t* i_saved = static_cast<acc_t*>(p.i_saved);
   acc_t* u_saved = static_cast<acc_t*>(p.u_saved);
 
-  at::parallel_for(0, p.B * nblk, cpu_grain(block, p.T), [&](int64_t begin, int64_t end) {
+  {
     alignas(64) acc_t I[kMaxBlock], U[kMaxBlock], A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock];
     alignas(64) io_t Ob[kMaxBlock];  // the step's output, streamed out after the neuron loop
     for (int64_t w = begin; w < end; ++w) {
@@ -62,12 +57,11 @@ void li_fwd_kernel(const LiFwdParams& p) {
       }
     }
     stream_fence();
-  });
+  }
 }
 
 template <typename io_t, typename acc_t, bool kParams>
-void li_bwd_kernel(const LiBwdParams& p) {
-  const int64_t block = cpu_block(p.B, p.N, at::get_num_threads());
+void li_bwd_kernel(const LiBwdParams& p, int64_t block, int64_t begin, int64_t end) {
   const int64_t nblk = (p.N + block - 1) / block;
   const io_t* gu = static_cast<const io_t*>(p.gu);
   io_t* gx = static_cast<io_t*>(p.gx);
@@ -85,7 +79,7 @@ void li_bwd_kernel(const LiBwdParams& p) {
   acc_t* gbeta = static_cast<acc_t*>(p.gbeta);
   const acc_t norm = p.normalize_input ? acc_t(1) : acc_t(0);
 
-  at::parallel_for(0, p.B * nblk, cpu_grain(block, p.T), [&](int64_t begin, int64_t end) {
+  {
     alignas(64) acc_t A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock], cU[kMaxBlock], cI[kMaxBlock];
     alignas(64) acc_t GA[kParams ? kMaxBlock : 1], GB[kParams ? kMaxBlock : 1];
     alignas(64) io_t Gx[kMaxBlock];
@@ -130,25 +124,27 @@ void li_bwd_kernel(const LiBwdParams& p) {
       }
     }
     stream_fence();
-  });
+  }
 }
 
-}  // namespace
 
-void li_fwd_cpu(const LiFwdParams& p, IoType io) {
+void li_fwd_items(const LiFwdParams& p, IoType io, int64_t block, int64_t begin,
+                  int64_t end) {
   dispatch_io(io, [&](auto io_v, auto acc_v) {
     dispatch_bool(p.i_saved != nullptr, [&](auto sv) {
-      li_fwd_kernel<decltype(io_v), decltype(acc_v), decltype(sv)::value>(p);
+      li_fwd_kernel<decltype(io_v), decltype(acc_v), decltype(sv)::value>(p, block, begin, end);
     });
   });
 }
 
-void li_bwd_cpu(const LiBwdParams& p, IoType io) {
+void li_bwd_items(const LiBwdParams& p, IoType io, int64_t block, int64_t begin,
+                  int64_t end) {
   dispatch_io(io, [&](auto io_v, auto acc_v) {
     dispatch_bool(p.galpha != nullptr, [&](auto kp) {
-      li_bwd_kernel<decltype(io_v), decltype(acc_v), decltype(kp)::value>(p);
+      li_bwd_kernel<decltype(io_v), decltype(acc_v), decltype(kp)::value>(p, block, begin, end);
     });
   });
 }
 
+}  // namespace FASTSNN_CPU_ISA
 }  // namespace fastsnn

@@ -1,19 +1,15 @@
-// Fused LIF scans on the CPU: parallel over (batch, block of neurons), time loop inside, the
-// neuron loop innermost so it vectorizes. Per-step math: lif_math.h (shared with CUDA).
-#include <algorithm>
-
-#include <ATen/Parallel.h>
-
-#include "../common/cpu_dispatch.h"
-#include "lif_math.h"
+// The CPU LIF kernel bodies, compiled once per instruction set (csrc/cpu_isa/*.cpp define
+// FASTSNN_CPU_ISA and include this after their own includes and target pragma). A work item
+// walks time over the neurons [n0, n0 + block) of one batch row; lif_cpu.cpp spreads the work
+// items over threads and picks the instruction set at run time. Per-step math: lif_math.h.
+#pragma once
 
 namespace fastsnn {
-namespace {
+namespace FASTSNN_CPU_ISA {
 
 
 template <typename io_t, typename acc_t, Reset R, bool kSaveU, bool kSaveI>
-void lif_fwd_kernel(const LifFwdParams& p) {
-  const int64_t block = cpu_block(p.B, p.N, at::get_num_threads());
+void lif_fwd_kernel(const LifFwdParams& p, int64_t block, int64_t begin, int64_t end) {
   const int64_t nblk = (p.N + block - 1) / block;
   const io_t* x = static_cast<const io_t*>(p.x);
   io_t* s = static_cast<io_t*>(p.s);
@@ -27,7 +23,7 @@ void lif_fwd_kernel(const LifFwdParams& p) {
   acc_t* u_saved = static_cast<acc_t*>(p.u_saved);
   acc_t* i_saved = static_cast<acc_t*>(p.i_saved);
 
-  at::parallel_for(0, p.B * nblk, cpu_grain(block, p.T), [&](int64_t begin, int64_t end) {
+  {
     alignas(64) acc_t I[kMaxBlock], U[kMaxBlock], A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock],
         Th[kMaxBlock];
     alignas(64) io_t Sb[kMaxBlock];  // the step's spikes, streamed out after the neuron loop
@@ -64,14 +60,13 @@ void lif_fwd_kernel(const LifFwdParams& p) {
       }
     }
     stream_fence();
-  });
+  }
 }
 
 // kHasI: I_t was saved (parameter gradients, or the undetached zero reset needs H_t).
 template <typename io_t, typename acc_t, Reset R, Surrogate SG, bool kDetach, bool kParams>
-void lif_bwd_kernel(const LifBwdParams& p) {
+void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t end) {
   constexpr bool kHasI = kParams || (R == Reset::Zero && !kDetach);
-  const int64_t block = cpu_block(p.B, p.N, at::get_num_threads());
   const int64_t nblk = (p.N + block - 1) / block;
   const io_t* gs = static_cast<const io_t*>(p.gs);
   io_t* gx = static_cast<io_t*>(p.gx);
@@ -92,7 +87,7 @@ void lif_bwd_kernel(const LifBwdParams& p) {
   const acc_t k = static_cast<acc_t>(p.scale);
   const acc_t norm = p.normalize_input ? acc_t(1) : acc_t(0);
 
-  at::parallel_for(0, p.B * nblk, cpu_grain(block, p.T), [&](int64_t begin, int64_t end) {
+  {
     alignas(64) acc_t A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock], Th[kMaxBlock];
     alignas(64) acc_t cU[kMaxBlock], cI[kMaxBlock], cS[kMaxBlock];
     alignas(64) acc_t GA[kParams ? kMaxBlock : 1], GB[kParams ? kMaxBlock : 1],
@@ -151,12 +146,12 @@ void lif_bwd_kernel(const LifBwdParams& p) {
       }
     }
     stream_fence();
-  });
+  }
 }
 
-}  // namespace
 
-void lif_fwd_cpu(const LifFwdParams& p, IoType io) {
+void lif_fwd_items(const LifFwdParams& p, IoType io, int64_t block, int64_t begin,
+                   int64_t end) {
   dispatch_io(io, [&](auto io_v, auto acc_v) {
     using io_t = decltype(io_v);
     using acc_t = decltype(acc_v);
@@ -164,14 +159,15 @@ void lif_fwd_cpu(const LifFwdParams& p, IoType io) {
       dispatch_bool(p.u_saved != nullptr, [&](auto su) {
         dispatch_bool(p.i_saved != nullptr, [&](auto si) {
           lif_fwd_kernel<io_t, acc_t, decltype(r)::value, decltype(su)::value,
-                         decltype(si)::value>(p);
+                         decltype(si)::value>(p, block, begin, end);
         });
       });
     });
   });
 }
 
-void lif_bwd_cpu(const LifBwdParams& p, IoType io) {
+void lif_bwd_items(const LifBwdParams& p, IoType io, int64_t block, int64_t begin,
+                   int64_t end) {
   dispatch_io(io, [&](auto io_v, auto acc_v) {
     using io_t = decltype(io_v);
     using acc_t = decltype(acc_v);
@@ -182,7 +178,7 @@ void lif_bwd_cpu(const LifBwdParams& p, IoType io) {
         dispatch_bool(detach, [&](auto kd) {
           dispatch_bool(p.galpha != nullptr, [&](auto kp) {
             lif_bwd_kernel<io_t, acc_t, decltype(r)::value, decltype(sg)::value,
-                           decltype(kd)::value, decltype(kp)::value>(p);
+                           decltype(kd)::value, decltype(kp)::value>(p, block, begin, end);
           });
         });
       });
@@ -190,4 +186,5 @@ void lif_bwd_cpu(const LifBwdParams& p, IoType io) {
   });
 }
 
+}  // namespace FASTSNN_CPU_ISA
 }  // namespace fastsnn

@@ -1,0 +1,31 @@
+// The CPU kernels are compiled twice: for baseline x86-64 (SSE2) and for AVX2, and the wider
+// one is picked at run time when the processor has it (FASTSNN_CPU_ISA=base forces the
+// baseline). Both compute the same IEEE operations in the same order (no FMA contraction), so
+// their results are bitwise identical; AVX2 only does eight lanes per instruction instead of
+// four. Declarations of the per-instruction-set entry points (csrc/cpu_isa/*.cpp).
+#pragma once
+
+#include <cstdint>
+
+#include "launch.h"
+
+namespace fastsnn {
+
+#define FASTSNN_DECLARE_CPU_ISA(isa)                                                         \
+  namespace isa {                                                                            \
+  void lif_fwd_items(const LifFwdParams& p, IoType io, int64_t block, int64_t b, int64_t e); \
+  void lif_bwd_items(const LifBwdParams& p, IoType io, int64_t block, int64_t b, int64_t e); \
+  void li_fwd_items(const LiFwdParams& p, IoType io, int64_t block, int64_t b, int64_t e);   \
+  void li_bwd_items(const LiBwdParams& p, IoType io, int64_t block, int64_t b, int64_t e);   \
+  }
+
+FASTSNN_DECLARE_CPU_ISA(base)
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FASTSNN_HAS_AVX2_BUILD 1
+FASTSNN_DECLARE_CPU_ISA(avx2)
+#endif
+
+// Whether the AVX2 kernels run here: the processor has AVX2 and FASTSNN_CPU_ISA != "base".
+bool cpu_use_avx2();
+
+}  // namespace fastsnn

@@ -1,0 +1,8 @@
+// The CPU kernels for baseline x86-64 (and any other architecture).
+#include "../common/cpu_dispatch.h"
+#include "../li/li_math.h"
+#include "../lif/lif_math.h"
+
+#define FASTSNN_CPU_ISA base
+#include "../li/li_cpu_kernels.h"
+#include "../lif/lif_cpu_kernels.h"
