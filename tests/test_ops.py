@@ -157,3 +157,23 @@ def test_cpu_pool_reuses_and_releases():
     S2.mul_(2)  # an ordinary tensor: in-place works, memory is ours
     torch.ops.fastsnn.empty_cache()
     assert torch.ops.fastsnn.cpu_pool_cached_bytes() == 0
+
+
+@pytest.mark.parametrize("backend", [b for b in ("cpu", "triton") if b in fastsnn.available_backends()])
+def test_autocast_bf16_runs_and_matches_reference(backend):
+    """Under AMP the layers feed the kernels bfloat16 currents; state stays float32 inside."""
+    torch.manual_seed(0)
+    x = 2.0 * torch.rand(3, 12, 6)
+    outs, grads = {}, {}
+    for be in ("torch", backend):
+        torch.manual_seed(1)
+        model = TinySNN(be)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+        assert out.dtype == torch.bfloat16
+        out.float().sum().backward()
+        outs[be] = out.float()
+        grads[be] = [p.grad.float() for p in model.parameters()]
+    assert rel_err(outs[backend], outs["torch"]) <= 1e-2
+    for g, gr in zip(grads[backend], grads["torch"]):
+        assert rel_err(g, gr) <= 5e-2
