@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "launch.h"
+#include "switch.h"
 
 namespace fastsnn {
 
@@ -99,12 +100,6 @@ void switch_io(IoType io, F&& f) {
     case IoType::F16: return f(Tag<__half>{}, Tag<float>{});
   }
   throw std::invalid_argument("fastsnn: unknown io dtype code " + std::to_string(int(io)));
-}
-
-template <typename F>
-void switch_bool(bool v, F&& f) {
-  if (v) return f(std::true_type{});
-  return f(std::false_type{});
 }
 
 // ---- Host side: lane width, launch checks --------------------------------------------------

@@ -1,6 +1,6 @@
 // The CPU LIF kernel bodies, compiled once per instruction set (csrc/cpu_isa/*.cpp define
 // FASTSNN_CPU_ISA and include this after their own includes and target pragma). A work item
-// walks time over the neurons [n0, n0 + block) of one batch row; lif_cpu.cpp spreads the work
+// walks time over the neurons [n0, n0 + block) of one batch row; cpu_launch.cpp spreads the work
 // items over threads and picks the instruction set at run time. Per-step math: lif_math.h.
 #pragma once
 

@@ -2,91 +2,21 @@
 // Each thread owns V neighbouring neurons of one batch row (a "lane"), keeps their state in
 // registers and streams over time with kDepth steps of loads in flight. V = 16 bytes of
 // accumulator per lane (4 floats, 2 doubles) when pointers, strides and N allow it, else 1.
-// Per-step math: lif_math.h, shared unchanged with the CPU kernels (lif_cpu.cpp).
+// Per-step math: lif_math.h, shared unchanged with the CPU kernels (lif_cpu_kernels.h).
 // No torch headers here: the launchers take the plain Params blocks of common/params.h.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
-#include <cstdint>
-#include <cstring>
+// I/O packs, lanes, lane width and launch checks: common/cuda_io.cuh, shared with li_cuda.cu.
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 
-#include "../common/launch.h"
+#include "../common/cuda_io.cuh"
 #include "lif_math.h"
 
 namespace fastsnn {
 namespace {
 
-constexpr int kThreads = 128;   // threads per block
-constexpr int kFwdDepth = 8;    // forward: time steps of x loaded ahead of use
-constexpr int kBwdDepth = 4;    // backward: time steps of (grad_s, U_{t-1}, I_{t-1}) ahead
-
-// ---- I/O: packs of V elements, loaded and stored as one access when V > 1 ----------------
-
-template <int Bytes> struct Raw;
-template <> struct Raw<16> { using type = uint4; };
-template <> struct Raw<8> { using type = uint2; };
-template <> struct Raw<4> { using type = unsigned int; };
-template <> struct Raw<2> { using type = unsigned short; };
-
-template <typename T, int V>
-struct Pack {
-  T v[V];
-};
-
-// p must be aligned to V * sizeof(T) (checked by the launcher before it picks V > 1).
-template <typename T, int V>
-__host__ __device__ __forceinline__ Pack<T, V> load_pack(const T* __restrict__ p) {
-  using R = typename Raw<sizeof(T) * V>::type;
-  const R r = *reinterpret_cast<const R*>(p);
-  Pack<T, V> out;
-  memcpy(&out, &r, sizeof(R));
-  return out;
-}
-
-template <typename T, int V>
-__host__ __device__ __forceinline__ void store_pack(T* __restrict__ p, const Pack<T, V>& v) {
-  using R = typename Raw<sizeof(T) * V>::type;
-  R r;
-  memcpy(&r, &v, sizeof(R));
-  *reinterpret_cast<R*>(p) = r;
-}
-
-// float32 arithmetic for bf16/fp16 I/O; round to nearest even on the way out, as c10 does.
-__host__ __device__ __forceinline__ double to_acc(double v) { return v; }
-__host__ __device__ __forceinline__ float to_acc(float v) { return v; }
-__host__ __device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
-__host__ __device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
-
-template <typename io_t, typename acc_t>
-__host__ __device__ __forceinline__ io_t from_acc(acc_t v) {
-  return v;  // float -> float, double -> double
-}
-template <>
-__host__ __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16, float>(float v) {
-  return __float2bfloat16(v);
-}
-template <>
-__host__ __device__ __forceinline__ __half from_acc<__half, float>(float v) {
-  return __float2half(v);
-}
-
-// ---- Lanes ---------------------------------------------------------------------------------
-
-// Lane g of a launch: batch row b, neurons n0 .. n0 + V - 1 (V divides N).
-struct Lane {
-  int64_t b, n0;
-};
-
-template <int V>
-__host__ __device__ __forceinline__ Lane lane_of(int64_t g, int64_t N) {
-  const int64_t per_row = N / V;
-  const int64_t b = g / per_row;
-  return {b, (g - b * per_row) * V};
-}
+constexpr int kFwdDepth = 8;  // forward: time steps of x loaded ahead of use
+constexpr int kBwdDepth = 4;  // backward: time steps of (grad_s, U_{t-1}, I_{t-1}) ahead
 
 // alpha, beta, thr [N] of neurons n0 .. n0 + V - 1; gamma = 1 - beta when normalize_input.
 template <typename acc_t, int V>
@@ -296,50 +226,8 @@ __global__ void __launch_bounds__(kThreads) lif_bwd_kernel(const LifBwdParams p,
   if (g < lanes) lif_bwd_lane<io_t, acc_t, V, R, SG, kDetach, kParams>(p, g);
 }
 
-// ---- Host side: lane width, launch checks, runtime flags to template parameters ------------
-
-template <typename T> struct Tag { using type = T; };
-
-template <typename F>
-void switch_io(IoType io, F&& f) {
-  switch (io) {
-    case IoType::F64: return f(Tag<double>{}, Tag<double>{});
-    case IoType::F32: return f(Tag<float>{}, Tag<float>{});
-    case IoType::BF16: return f(Tag<__nv_bfloat16>{}, Tag<float>{});
-    case IoType::F16: return f(Tag<__half>{}, Tag<float>{});
-  }
-  throw std::invalid_argument("fastsnn: unknown io dtype code " + std::to_string(int(io)));
-}
-
-template <typename F>
-void switch_reset(int reset, F&& f) {
-  switch (static_cast<Reset>(reset)) {
-    case Reset::Zero: return f(std::integral_constant<Reset, Reset::Zero>{});
-    case Reset::Subtract: return f(std::integral_constant<Reset, Reset::Subtract>{});
-    case Reset::None: return f(std::integral_constant<Reset, Reset::None>{});
-  }
-  throw std::invalid_argument("fastsnn: unknown reset code " + std::to_string(reset));
-}
-
-template <typename F>
-void switch_surrogate(int sg, F&& f) {
-  using S = Surrogate;
-  switch (static_cast<S>(sg)) {
-    case S::SuperSpike: return f(std::integral_constant<S, S::SuperSpike>{});
-    case S::SuperSpikeAsymptotic: return f(std::integral_constant<S, S::SuperSpikeAsymptotic>{});
-    case S::Sigmoid: return f(std::integral_constant<S, S::Sigmoid>{});
-    case S::Esser: return f(std::integral_constant<S, S::Esser>{});
-    case S::Atan: return f(std::integral_constant<S, S::Atan>{});
-    case S::Exponential: return f(std::integral_constant<S, S::Exponential>{});
-  }
-  throw std::invalid_argument("fastsnn: unknown surrogate code " + std::to_string(sg));
-}
-
-template <typename F>
-void switch_bool(bool v, F&& f) {
-  if (v) return f(std::true_type{});
-  return f(std::false_type{});
-}
+// ---- Host side: runtime flags to template parameters (the I/O and bool switches, lane width
+// and launch are in common/cuda_io.cuh) -------------------------------------------------------
 
 // The detach flag only matters for resets that read the previous spike: Reset::None gets the
 // detached variant only, as in the CPU dispatch.
@@ -349,55 +237,8 @@ void switch_detach(bool detach, F&& f) {
     (void)detach;
     return f(std::true_type{});
   } else {
-    return switch_bool(detach, f);
+    return dispatch_bool(detach, f);
   }
-}
-
-void check_cuda(cudaError_t e, const char* op, const char* what) {
-  if (e != cudaSuccess) {
-    throw std::runtime_error(std::string(op) + ": " + what + ": " + cudaGetErrorName(e) + " (" +
-                             cudaGetErrorString(e) + ")");
-  }
-}
-
-bool aligned(const void* ptr, int64_t bytes) {
-  return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % static_cast<uintptr_t>(bytes) == 0;
-}
-
-// Lane width: 16 bytes of accumulator per lane when every row and step starts aligned and the
-// grid keeps two blocks per multiprocessor; otherwise one neuron per lane (more lanes for small
-// B * N, any alignment). The choice changes no result: each neuron runs the same arithmetic.
-template <typename io_t, typename acc_t>
-int lane_width(int64_t B, int64_t N, const void* const* io_ptrs, const int64_t* io_strides,
-               int n_io, const void* const* acc_ptrs, int n_acc, const char* op) {
-  constexpr int V = 16 / sizeof(acc_t);
-  if (N % V != 0) return 1;
-  for (int i = 0; i < n_io; ++i) {
-    if (!aligned(io_ptrs[i], V * sizeof(io_t))) return 1;
-  }
-  for (int i = 0; i < 2 * n_io; ++i) {
-    if (io_strides[i] % V != 0) return 1;
-  }
-  for (int i = 0; i < n_acc; ++i) {
-    if (!aligned(acc_ptrs[i], 16)) return 1;
-  }
-  int dev = 0, sms = 0;
-  check_cuda(cudaGetDevice(&dev), op, "cudaGetDevice");
-  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), op,
-             "cudaDeviceGetAttribute");
-  return B * (N / V) >= int64_t(2) * sms * kThreads ? V : 1;
-}
-
-template <typename Params, typename Kernel>
-void launch(Kernel kernel, const Params& p, int64_t lanes, void* stream, const char* op) {
-  const int64_t blocks = (lanes + kThreads - 1) / kThreads;
-  if (blocks > 0x7fffffff) {
-    throw std::runtime_error(std::string(op) + ": B * N = " + std::to_string(p.B * p.N) +
-                             " is too large for one launch");
-  }
-  kernel<<<static_cast<unsigned>(blocks), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      p, lanes);
-  check_cuda(cudaGetLastError(), op, "kernel launch failed");
 }
 
 }  // namespace
@@ -413,9 +254,9 @@ void lif_fwd_cuda(const LifFwdParams& p, IoType io, void* stream) {
     const void* acc_ptrs[] = {p.alpha, p.beta, p.thr, p.i0, p.u0, p.iT, p.uT, p.u_saved,
                               p.i_saved};
     const int V = lane_width<io_t, acc_t>(p.B, p.N, io_ptrs, io_strides, 2, acc_ptrs, 9, op);
-    switch_reset(p.reset, [&](auto r) {
-      switch_bool(p.u_saved != nullptr, [&](auto su) {
-        switch_bool(p.i_saved != nullptr, [&](auto si) {
+    dispatch_reset(p.reset, [&](auto r) {
+      dispatch_bool(p.u_saved != nullptr, [&](auto su) {
+        dispatch_bool(p.i_saved != nullptr, [&](auto si) {
           constexpr Reset R = decltype(r)::value;
           constexpr bool SU = decltype(su)::value, SI = decltype(si)::value;
           constexpr int VV = 16 / sizeof(acc_t);
@@ -441,11 +282,11 @@ void lif_bwd_cuda(const LifBwdParams& p, IoType io, void* stream) {
     const void* acc_ptrs[] = {p.giT, p.guT, p.u_saved, p.i_saved, p.i0, p.u0, p.alpha, p.beta,
                               p.thr, p.gi0, p.gu0, p.galpha, p.gbeta, p.gthr};
     const int V = lane_width<io_t, acc_t>(p.B, p.N, io_ptrs, io_strides, 2, acc_ptrs, 14, op);
-    switch_reset(p.reset, [&](auto r) {
-      switch_surrogate(p.surrogate, [&](auto sg) {
+    dispatch_reset(p.reset, [&](auto r) {
+      dispatch_surrogate(p.surrogate, [&](auto sg) {
         constexpr Reset R = decltype(r)::value;
         switch_detach<R>(p.detach_reset, [&](auto kd) {
-          switch_bool(p.galpha != nullptr, [&](auto kp) {
+          dispatch_bool(p.galpha != nullptr, [&](auto kp) {
             constexpr Surrogate SG = decltype(sg)::value;
             constexpr bool KD = decltype(kd)::value, KP = decltype(kp)::value;
             constexpr int VV = 16 / sizeof(acc_t);
