@@ -89,9 +89,10 @@ void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t
 
   {
     alignas(64) acc_t A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock], Th[kMaxBlock];
-    alignas(64) acc_t cU[kMaxBlock], cI[kMaxBlock], cS[kMaxBlock];
-    alignas(64) acc_t GA[kParams ? kMaxBlock : 1], GB[kParams ? kMaxBlock : 1],
-        GT[kMaxBlock];
+    // Arrays a variant does not use shrink to one element, keeping the working set in L1.
+    constexpr int64_t kP = kParams ? kMaxBlock : 1, kS = kDetach ? 1 : kMaxBlock;
+    alignas(64) acc_t cU[kMaxBlock], cI[kMaxBlock], cS[kS];
+    alignas(64) acc_t GA[kP], GB[kP], GT[kP];
     alignas(64) io_t Gx[kMaxBlock];  // the step's dL/dX, streamed out after the neuron loop
     for (int64_t w = begin; w < end; ++w) {
       const int64_t b = w / nblk, n0 = (w % nblk) * block;
@@ -104,9 +105,8 @@ void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t
         Th[j] = thr[n0 + j];
         cU[j] = guT[bn + j];
         cI[j] = giT[bn + j];
-        cS[j] = acc_t(0);
-        GT[j] = acc_t(0);
-        if constexpr (kParams) GA[j] = GB[j] = acc_t(0);
+        if constexpr (!kDetach) cS[j] = acc_t(0);
+        if constexpr (kParams) GA[j] = GB[j] = GT[j] = acc_t(0);
       }
       for (int64_t t = p.T - 1; t >= 0; --t) {
         const io_t* __restrict__ gst = gs + b * p.gs_sb + t * p.gs_st + n0;  // [nb]
@@ -118,14 +118,14 @@ void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t
 #pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < nb; ++j) {
           const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
-          LifGradCarry<acc_t> carry{cU[j], cI[j], cS[j]};
+          LifGradCarry<acc_t> carry{cU[j], cI[j], kDetach ? acc_t(0) : cS[kDetach ? 0 : j]};
           acc_t i_t = acc_t(0);
           if constexpr (kHasI) i_t = it[j];
           const auto r = lif_step_bwd<R, SG, kDetach>(c, k, static_cast<acc_t>(gst[j]), ut[j],
                                                       up[j], i_t, carry);
           cU[j] = carry.gU;
           cI[j] = carry.gI;
-          cS[j] = carry.gS;
+          if constexpr (!kDetach) cS[j] = carry.gS;
           Gx[j] = static_cast<io_t>(r.gx);
           if constexpr (kParams) {
             lif_param_grads<R>(c, norm, r, up[j], ip[j], i_t, GA[j], GB[j], GT[j]);
@@ -136,8 +136,10 @@ void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t
 #pragma GCC ivdep
       for (int64_t j = 0; j < nb; ++j) {
         const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
-        const LifGradCarry<acc_t> carry{cU[j], cI[j], cS[j]};
-        lif_initial_state_grads<SG>(c, k, u0[bn + j], carry, gi0[bn + j], gu0[bn + j], GT[j]);
+        const LifGradCarry<acc_t> carry{cU[j], cI[j], kDetach ? acc_t(0) : cS[kDetach ? 0 : j]};
+        acc_t gt_unused = acc_t(0);
+        acc_t& gt = kParams ? GT[kParams ? j : 0] : gt_unused;
+        lif_initial_state_grads<SG>(c, k, u0[bn + j], carry, gi0[bn + j], gu0[bn + j], gt);
         if constexpr (kParams) {
           galpha[bn + j] = GA[j];
           gbeta[bn + j] = GB[j];
