@@ -11,7 +11,7 @@ from .ops.lif.function import lif_fused_btn
 from .ops.lif.ref import lif_ref_btn
 
 
-def _empty_time(X, state, B, N, batch_first):
+def _empty_time(X, state, B, N):
     """T = 0: an empty output, and the given state (zeros when none) as the final state."""
     acc = V.acc_dtype(X.dtype)
     if state is None:
@@ -50,7 +50,7 @@ def lif(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset
     state = V.check_state(state, X, B, N)
     chosen = _backends.resolve(backend, X)
     if T == 0:
-        return _empty_time(X, state, B, N, batch_first)
+        return _empty_time(X, state, B, N)
     i0, u0 = state if state is not None else (None, None)
     args = (alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate, scale,
             normalize_input)
@@ -80,7 +80,7 @@ def li(X, alpha, beta, *, state=None, normalize_input=True, batch_first=True, ba
     state = V.check_state(state, X, B, N)
     chosen = _backends.resolve(backend, X)
     if T == 0:
-        return _empty_time(X, state, B, N, batch_first)
+        return _empty_time(X, state, B, N)
     i0, u0 = state if state is not None else (None, None)
     if chosen == "torch":
         u, final = li_ref_btn(x, alpha, beta, i0, u0, normalize_input)

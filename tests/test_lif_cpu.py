@@ -191,3 +191,33 @@ def test_baseline_and_avx2_kernels_agree_bitwise(tmp_path):
         for part_b, part_a in zip(base[key], auto[key]):
             for name in part_b:
                 assert torch.equal(part_b[name], part_a[name]), (key, name)
+
+
+def test_no_grad_mode_asks_the_kernel_to_save_nothing(monkeypatch):
+    """Under torch.no_grad() autograd still reports needs_input_grad for leaves that require
+    grad (a learnable alpha); the forward must not write the saved membrane then."""
+    from fastsnn.ops.lif import function as lif_function
+    from fastsnn.ops.li import function as li_function
+
+    calls = []
+    for mod in (lif_function, li_function):
+        real = mod.kernels
+
+        def spy(backend, real=real):
+            fwd, bwd = real(backend)
+
+            def fwd_spy(*args):
+                calls.append(args[-2:] if len(args) == 10 else args[-1:])
+                return fwd(*args)
+
+            return fwd_spy, bwd
+
+        monkeypatch.setattr(mod, "kernels", spy)
+    alpha = torch.nn.Parameter(torch.full((16,), 0.8))
+    X = torch.randn(2, 10, 16)
+    with torch.no_grad():
+        fastsnn.lif(X, alpha, 0.9, backend="cpu")
+        fastsnn.li(X, alpha, 0.9, backend="cpu")
+    assert calls == [(False, False), (False,)]
+    fastsnn.lif(X, alpha, 0.9, backend="cpu")
+    assert calls[-1] == (True, True)  # training with a learnable alpha saves U and I

@@ -20,10 +20,11 @@ def kernels(backend: str):
 
 class LIFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, alpha, beta, i0, u0, backend, normalize_input):
+    def forward(ctx, x, alpha, beta, i0, u0, backend, normalize_input, grad_enabled):
         # x [B, T, N], alpha/beta [N], i0/u0 [B, N] (acc dtype)
         fwd, _ = kernels(backend)
-        needs = ctx.needs_input_grad
+        # needs_input_grad stays True under torch.no_grad(); grad_enabled is the caller's mode
+        needs = [n and grad_enabled for n in ctx.needs_input_grad]
         param_grads = any(needs[1:3])
         u, iT, uT, i_saved, u_saved = fwd(x, alpha, beta, i0, u0, normalize_input, param_grads)
         if any(needs[:5]):
@@ -40,7 +41,7 @@ class LIFunction(torch.autograd.Function):
                                    u0, alpha, beta, normalize_input, param_grads)
         needs = ctx.needs_input_grad
         return (gx, ga.sum(0) if needs[1] else None, gb.sum(0) if needs[2] else None,
-                gi0 if needs[3] else None, gu0 if needs[4] else None, None, None)
+                gi0 if needs[3] else None, gu0 if needs[4] else None, None, None, None)
 
 
 def li_fused_btn(x, alpha, beta, i0, u0, normalize_input, backend):
@@ -50,5 +51,6 @@ def li_fused_btn(x, alpha, beta, i0, u0, normalize_input, backend):
     a, b = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta))
     i0 = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
     u0 = u0.to(acc) if u0 is not None else x.new_zeros((B, N), dtype=acc)
-    u, iT, uT = LIFunction.apply(x, a, b, i0, u0, backend, normalize_input)
+    u, iT, uT = LIFunction.apply(x, a, b, i0, u0, backend, normalize_input,
+                                 torch.is_grad_enabled())
     return u, (iT, uT)

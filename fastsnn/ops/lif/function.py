@@ -27,10 +27,11 @@ def kernels(backend: str):
 class LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, alpha, beta, thr, i0, u0, backend, reset, detach_reset, surrogate,
-                scale, normalize_input):
+                scale, normalize_input, grad_enabled):
         # x [B, T, N] (unit neuron stride or any), alpha/beta/thr [N], i0/u0 [B, N] (acc dtype)
         fwd, _ = kernels(backend)
-        needs = ctx.needs_input_grad
+        # needs_input_grad stays True under torch.no_grad(); grad_enabled is the caller's mode
+        needs = [n and grad_enabled for n in ctx.needs_input_grad]
         train = any(needs[:6])
         param_grads = train and any(needs[1:4])
         save_i = param_grads or (train and reset == RESETS["zero"] and not detach_reset)
@@ -54,7 +55,7 @@ class LIFFunction(torch.autograd.Function):
         gb = gb.sum(0) if needs[2] else None
         gt = gt.sum(0) if needs[3] else None
         return (gx, ga, gb, gt, gi0 if needs[4] else None, gu0 if needs[5] else None,
-                None, None, None, None, None, None)
+                None, None, None, None, None, None, None)
 
 
 def neuron_vector(value, N, acc, device):
@@ -73,5 +74,6 @@ def lif_fused_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrog
     i0 = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
     u0 = u0.to(acc) if u0 is not None else x.new_zeros((B, N), dtype=acc)
     s, iT, uT = LIFFunction.apply(x, a, b, th, i0, u0, backend, RESETS[reset], detach_reset,
-                                  SURROGATES[surrogate], float(scale), normalize_input)
+                                  SURROGATES[surrogate], float(scale), normalize_input,
+                                  torch.is_grad_enabled())
     return s, (iT, uT)
