@@ -18,8 +18,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ..lif.triton import (acc_arg, acc_dtype, alloc, alloc_like, check_btn, launch_config,
-                          maybe_alloc, tl_acc, unit_neuron_stride)
+from ..lif.triton import (acc_args, acc_dtype, alloc, alloc_like, check_btn, launch, maybe_alloc,
+                          unit_neuron_stride)
 
 
 @triton.jit(do_not_specialize=["T"])
@@ -160,22 +160,14 @@ def li_fwd_triton(x, alpha, beta, i0, u0, normalize_input, save_state):
     x = unit_neuron_stride(x)
     B, T, N = x.shape
     acc = acc_dtype(x.dtype)
-    a = acc_arg(alpha, x, acc, (N,), op, "alpha")
-    b = acc_arg(beta, x, acc, (N,), op, "beta")
-    i0 = acc_arg(i0, x, acc, (B, N), op, "i0")
-    u0 = acc_arg(u0, x, acc, (B, N), op, "u0")
+    a, b = acc_args(x, acc, (N,), op, alpha=alpha, beta=beta)
+    i0, u0 = acc_args(x, acc, (B, N), op, i0=i0, u0=u0)
     u, iT, uT, i_saved, u_saved = out = _fwd_outputs(x, save_state)
-    if B * N == 0:
-        return out
-    ctx, block_n, num_warps = launch_config(x, N)
-    grid = (B * triton.cdiv(N, block_n),)
-    with ctx:
-        # absent saved tensors get a stand-in pointer that the SAVE flag never touches
-        li_fwd_kernel[grid](
-            x, u, a, b, i0, u0, iT, uT, i_saved if save_state else iT,
-            u_saved if save_state else uT, T, N, x.stride(0), x.stride(1), u.stride(0),
-            u.stride(1), NORMALIZE=normalize_input, SAVE=save_state, ACC=tl_acc(acc),
-            BLOCK_N=block_n, num_warps=num_warps, enable_fp_fusion=False)
+    # absent saved tensors get a stand-in pointer that the SAVE flag never touches
+    launch(li_fwd_kernel, x,
+           x, u, a, b, i0, u0, iT, uT, i_saved if save_state else iT,
+           u_saved if save_state else uT, T, N, x.stride(0), x.stride(1), u.stride(0),
+           u.stride(1), NORMALIZE=normalize_input, SAVE=save_state)
     return out
 
 
@@ -195,26 +187,17 @@ def li_bwd_triton(grad_u, grad_iT, grad_uT, i_saved, u_saved, i0, u0, alpha, bet
     B, T, N = gu_seq.shape
     acc = acc_dtype(gu_seq.dtype)
     if param_grads:
-        i_saved = acc_arg(i_saved, gu_seq, acc, (B, T, N), op, "i_saved")
-        u_saved = acc_arg(u_saved, gu_seq, acc, (B, T, N), op, "u_saved")
-    gi = acc_arg(grad_iT, gu_seq, acc, (B, N), op, "grad_iT")
-    gu = acc_arg(grad_uT, gu_seq, acc, (B, N), op, "grad_uT")
-    i0 = acc_arg(i0, gu_seq, acc, (B, N), op, "i0")
-    u0 = acc_arg(u0, gu_seq, acc, (B, N), op, "u0")
-    a = acc_arg(alpha, gu_seq, acc, (N,), op, "alpha")
-    b = acc_arg(beta, gu_seq, acc, (N,), op, "beta")
+        i_saved, u_saved = acc_args(gu_seq, acc, (B, T, N), op, i_saved=i_saved,
+                                    u_saved=u_saved)
+    gi, gu, i0, u0 = acc_args(gu_seq, acc, (B, N), op, grad_iT=grad_iT, grad_uT=grad_uT, i0=i0,
+                              u0=u0)
+    a, b = acc_args(gu_seq, acc, (N,), op, alpha=alpha, beta=beta)
     gx, gi0, gu0, ga, gb = out = _bwd_outputs(gu_seq, param_grads)
-    if B * N == 0:
-        return out
-    ctx, block_n, num_warps = launch_config(gu_seq, N)
-    grid = (B * triton.cdiv(N, block_n),)
-    with ctx:
-        li_bwd_kernel[grid](
-            gu_seq, gx, gi, gu, i_saved if param_grads else i0, u_saved if param_grads else u0,
-            i0, u0, a, b, gi0, gu0, ga if param_grads else gi0, gb if param_grads else gi0,
-            T, N, gu_seq.stride(0), gu_seq.stride(1), gx.stride(0), gx.stride(1),
-            NORMALIZE=normalize_input, PARAMS=param_grads, ACC=tl_acc(acc), BLOCK_N=block_n,
-            num_warps=num_warps, enable_fp_fusion=False)
+    launch(li_bwd_kernel, gu_seq,
+           gu_seq, gx, gi, gu, i_saved if param_grads else i0, u_saved if param_grads else u0,
+           i0, u0, a, b, gi0, gu0, ga if param_grads else gi0, gb if param_grads else gi0,
+           T, N, gu_seq.stride(0), gu_seq.stride(1), gx.stride(0), gx.stride(1),
+           NORMALIZE=normalize_input, PARAMS=param_grads)
     return out
 
 

@@ -279,6 +279,11 @@ def acc_arg(t, x, acc, shape, op, name):
     return t.contiguous()
 
 
+def acc_args(x, acc, shape, op, **tensors):
+    """acc_arg for each keyword (the argument's name) in order: a tuple of the checked tensors."""
+    return tuple(acc_arg(t, x, acc, shape, op, name) for name, t in tensors.items())
+
+
 def check_code(value, hi, op, name):
     if not 0 <= value <= hi:
         raise ValueError(f"{op}: {name} code must be in [0, {hi}], got {value}")
@@ -301,6 +306,20 @@ def launch_config(x, N):
 
 def tl_acc(acc):
     return tl.float64 if acc == torch.float64 else tl.float32
+
+
+def launch(kernel, x, *args, **constexprs):
+    """kernel on the 1-D grid of B * cdiv(N, BLOCK_N) programs for x [B, T, N], on x's device,
+    with ACC, BLOCK_N and num_warps filled in and no contraction (as the C++ kernels); no launch
+    when B*N == 0."""
+    B, _, N = x.shape
+    if B * N == 0:
+        return
+    ctx, block_n, num_warps = launch_config(x, N)
+    with ctx:
+        kernel[(B * triton.cdiv(N, block_n),)](
+            *args, **constexprs, ACC=tl_acc(acc_dtype(x.dtype)), BLOCK_N=block_n,
+            num_warps=num_warps, enable_fp_fusion=False)
 
 
 _FWD_SCHEMA = (
@@ -339,23 +358,14 @@ def lif_fwd_triton(x, alpha, beta, threshold, i0, u0, reset, normalize_input, sa
     x = unit_neuron_stride(x)
     B, T, N = x.shape
     acc = acc_dtype(x.dtype)
-    a = acc_arg(alpha, x, acc, (N,), op, "alpha")
-    b = acc_arg(beta, x, acc, (N,), op, "beta")
-    th = acc_arg(threshold, x, acc, (N,), op, "threshold")
-    i0 = acc_arg(i0, x, acc, (B, N), op, "i0")
-    u0 = acc_arg(u0, x, acc, (B, N), op, "u0")
+    a, b, th = acc_args(x, acc, (N,), op, alpha=alpha, beta=beta, threshold=threshold)
+    i0, u0 = acc_args(x, acc, (B, N), op, i0=i0, u0=u0)
     s, iT, uT, u_saved, i_saved = out = _fwd_outputs(x, save_u, save_i)
-    if B * N == 0:
-        return out
-    ctx, block_n, num_warps = launch_config(x, N)
-    grid = (B * triton.cdiv(N, block_n),)
-    with ctx:
-        # absent saved tensors get a stand-in pointer that the constexpr flags never touch
-        lif_fwd_kernel[grid](
-            x, s, a, b, th, i0, u0, iT, uT, u_saved if save_u else uT,
-            i_saved if save_i else iT, T, N, x.stride(0), x.stride(1), s.stride(0), s.stride(1),
-            RESET=reset, NORMALIZE=normalize_input, SAVE_U=save_u, SAVE_I=save_i,
-            ACC=tl_acc(acc), BLOCK_N=block_n, num_warps=num_warps, enable_fp_fusion=False)
+    # absent saved tensors get a stand-in pointer that the constexpr flags never touch
+    launch(lif_fwd_kernel, x,
+           x, s, a, b, th, i0, u0, iT, uT, u_saved if save_u else uT,
+           i_saved if save_i else iT, T, N, x.stride(0), x.stride(1), s.stride(0), s.stride(1),
+           RESET=reset, NORMALIZE=normalize_input, SAVE_U=save_u, SAVE_I=save_i)
     return out
 
 
@@ -383,30 +393,20 @@ def lif_bwd_triton(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, be
         raise ValueError(f"{op}: i_saved is required for parameter gradients and the undetached "
                          "zero reset")
     is_ = acc_arg(i_saved, gs, acc, (B, T, N), op, "i_saved") if has_i else i_saved
-    gi = acc_arg(grad_iT, gs, acc, (B, N), op, "grad_iT")
-    gu = acc_arg(grad_uT, gs, acc, (B, N), op, "grad_uT")
-    i0 = acc_arg(i0, gs, acc, (B, N), op, "i0")
-    u0 = acc_arg(u0, gs, acc, (B, N), op, "u0")
-    a = acc_arg(alpha, gs, acc, (N,), op, "alpha")
-    b = acc_arg(beta, gs, acc, (N,), op, "beta")
-    th = acc_arg(threshold, gs, acc, (N,), op, "threshold")
+    gi, gu, i0, u0 = acc_args(gs, acc, (B, N), op, grad_iT=grad_iT, grad_uT=grad_uT, i0=i0,
+                              u0=u0)
+    a, b, th = acc_args(gs, acc, (N,), op, alpha=alpha, beta=beta, threshold=threshold)
     gx, gi0, gu0, ga, gb, gt = out = _bwd_outputs(gs, param_grads)
-    if B * N == 0:
-        return out
-    ctx, block_n, num_warps = launch_config(gs, N)
-    grid = (B * triton.cdiv(N, block_n),)
     # the scale in the acc dtype: a Python float reaches a Triton kernel as float32
     k = torch.full((1,), scale, dtype=acc, device=gs.device)
-    with ctx:
-        lif_bwd_kernel[grid](
-            gs, gx, gi, gu, us, is_ if need_i else us, i0, u0, a, b, th, k,
-            gi0, gu0, ga if param_grads else gi0, gb if param_grads else gi0,
-            gt if param_grads else gi0,
-            T, N, gs.stride(0), gs.stride(1), gx.stride(0), gx.stride(1),
-            RESET=reset, SURROGATE=surrogate,
-            DETACH=detach_reset or reset == 2,  # only resets that read S_{t-1} can undetach
-            NORMALIZE=normalize_input, PARAMS=param_grads, HAS_I=need_i,
-            ACC=tl_acc(acc), BLOCK_N=block_n, num_warps=num_warps, enable_fp_fusion=False)
+    launch(lif_bwd_kernel, gs,
+           gs, gx, gi, gu, us, is_ if need_i else us, i0, u0, a, b, th, k,
+           gi0, gu0, ga if param_grads else gi0, gb if param_grads else gi0,
+           gt if param_grads else gi0,
+           T, N, gs.stride(0), gs.stride(1), gx.stride(0), gx.stride(1),
+           RESET=reset, SURROGATE=surrogate,
+           DETACH=detach_reset or reset == 2,  # only resets that read S_{t-1} can undetach
+           NORMALIZE=normalize_input, PARAMS=param_grads, HAS_I=need_i)
     return out
 
 
