@@ -115,6 +115,23 @@ def check_state(state, X: torch.Tensor, B: int, N: int):
     return tuple(out)
 
 
+def check_weight_rec(W, X: torch.Tensor, N: int) -> torch.Tensor:
+    """weight_rec of rlif: an (N, N) floating tensor on X's device, X's dtype or float32."""
+    if not isinstance(W, torch.Tensor):
+        raise TypeError(f"weight_rec must be a torch.Tensor, got {type(W).__name__}")
+    if not W.is_floating_point():
+        raise TypeError(f"weight_rec must be a floating-point tensor, got {W.dtype}")
+    if W.dtype not in (X.dtype, acc_dtype(X.dtype)):
+        raise TypeError(
+            f"weight_rec has dtype {W.dtype}; expected {X.dtype} or {acc_dtype(X.dtype)}"
+        )
+    if W.device != X.device:
+        raise RuntimeError(f"weight_rec is on {W.device} but X is on {X.device}")
+    if tuple(W.shape) != (N, N):
+        raise ValueError(f"weight_rec must have shape (N, N) = ({N}, {N}), got {tuple(W.shape)}")
+    return W
+
+
 def check_backend(backend) -> str:
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a string, one of {BACKENDS}, got {backend!r}")

@@ -1,4 +1,4 @@
-"""Public functions of SPEC section 3: ``lif`` and ``li`` with every backend behind them."""
+"""Public functions of SPEC section 3: ``lif``, ``rlif`` and ``li`` with the backends behind them."""
 
 import torch
 
@@ -19,6 +19,27 @@ def _empty_time(X, state, B, N):
     return X.new_empty(X.shape), tuple(state)
 
 
+def _check_lif_args(X, alpha, beta, threshold, state, reset, detach_reset, surrogate, scale,
+                    normalize_input, batch_first, backend):
+    """SPEC section 6 checks shared by lif and rlif; returns the (B, T, N) view and the
+    validated parameters."""
+    V.check_input(X)
+    for name, flag in (("detach_reset", detach_reset), ("normalize_input", normalize_input),
+                       ("batch_first", batch_first)):
+        V.check_flag(flag, name)
+    V.check_choice(reset, "reset", RESETS)
+    V.check_choice(surrogate, "surrogate", SURROGATES)
+    scale = V.check_scale(scale)
+    backend = V.check_backend(backend)
+    x = V.to_btn(X, batch_first)
+    B, T, N = x.shape
+    alpha = V.check_param(alpha, "alpha", X, N, unit_interval=True)
+    beta = V.check_param(beta, "beta", X, N, unit_interval=True)
+    threshold = V.check_param(threshold, "threshold", X, N, unit_interval=False)
+    state = V.check_state(state, X, B, N)
+    return x, alpha, beta, threshold, state, scale, backend
+
+
 def lif(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset=True,
         surrogate="superspike", scale=10.0, normalize_input=True, batch_first=True,
         backend="auto"):
@@ -34,20 +55,10 @@ def lif(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset
     Reference equivalent (per step): S_prev = U > thr; I = alpha*I + X_t;
     U = (beta*U + (1-beta)*I) * (1 - S_prev); S_t = U > thr.
     """
-    V.check_input(X)
-    for name, flag in (("detach_reset", detach_reset), ("normalize_input", normalize_input),
-                       ("batch_first", batch_first)):
-        V.check_flag(flag, name)
-    V.check_choice(reset, "reset", RESETS)
-    V.check_choice(surrogate, "surrogate", SURROGATES)
-    scale = V.check_scale(scale)
-    backend = V.check_backend(backend)
-    x = V.to_btn(X, batch_first)
+    x, alpha, beta, threshold, state, scale, backend = _check_lif_args(
+        X, alpha, beta, threshold, state, reset, detach_reset, surrogate, scale,
+        normalize_input, batch_first, backend)
     B, T, N = x.shape
-    alpha = V.check_param(alpha, "alpha", X, N, unit_interval=True)
-    beta = V.check_param(beta, "beta", X, N, unit_interval=True)
-    threshold = V.check_param(threshold, "threshold", X, N, unit_interval=False)
-    state = V.check_state(state, X, B, N)
     chosen = _backends.resolve(backend, X)
     if T == 0:
         return _empty_time(X, state, B, N)
@@ -58,6 +69,38 @@ def lif(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset
         s, final = lif_ref_btn(x, *args)
     else:
         s, final = lif_fused_btn(x, *args, chosen)
+    return V.to_btn(s, batch_first), final
+
+
+def rlif(X, weight_rec, alpha, beta, threshold=1.0, *, state=None, detach_recurrent=False,
+         reset="zero", detach_reset=True, surrogate="superspike", scale=10.0,
+         normalize_input=True, batch_first=True, backend="auto"):
+    """Recurrent LIF: ``lif`` plus R_t = S_{t-1} @ weight_rec in the current (SPEC section 1).
+
+    weight_rec: V, (N, N), used as S_prev @ V; it gets a gradient when it requires one.
+    detach_recurrent: S_{t-1} enters R_t without gradient (the paper's "Ctl"); V still learns.
+    Everything else as ``lif``. So far only the reference runs it: "auto" picks "torch", and a
+    fused backend named explicitly raises.
+
+    Reference equivalent (per step): S_prev = U > thr; I = alpha*I + X_t + S_prev @ V;
+    U = (beta*U + (1-beta)*I) * (1 - S_prev); S_t = U > thr.
+    """
+    x, alpha, beta, threshold, state, scale, backend = _check_lif_args(
+        X, alpha, beta, threshold, state, reset, detach_reset, surrogate, scale,
+        normalize_input, batch_first, backend)
+    B, T, N = x.shape
+    V.check_flag(detach_recurrent, "detach_recurrent")
+    weight_rec = V.check_weight_rec(weight_rec, X, N)
+    if backend not in ("auto", "torch"):
+        raise RuntimeError(
+            f"rlif has no fused backend='{backend}' kernel in this version of fastsnn; only the "
+            "reference runs it: use backend='torch' or 'auto'")
+    if T == 0:
+        return _empty_time(X, state, B, N)
+    i0, u0 = state if state is not None else (None, None)
+    s, final = lif_ref_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate,
+                           scale, normalize_input, weight_rec=weight_rec,
+                           detach_recurrent=detach_recurrent)
     return V.to_btn(s, batch_first), final
 
 

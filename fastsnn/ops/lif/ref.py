@@ -11,9 +11,12 @@ from ... import _validate as V
 from ...surrogate import spike as heaviside_spike
 
 
-def lif_step_ref(x_t, I, U, alpha, beta, gamma, thr, reset, s_reset):
-    """One step: (I, U) of step t-1 -> step t. s_reset is S_{t-1} as the reset sees it."""
+def lif_step_ref(x_t, I, U, alpha, beta, gamma, thr, reset, s_reset, r_t=None):
+    """One step: (I, U) of step t-1 -> step t. s_reset is S_{t-1} as the reset sees it; r_t the
+    recurrent input S_{t-1} @ V of rlif (added after the feed-forward current, as in SPEC)."""
     I = alpha * I + x_t
+    if r_t is not None:
+        I = I + r_t
     H = beta * U + gamma * I
     if reset == "zero":
         U = H * (1.0 - s_reset)
@@ -32,8 +35,11 @@ def as_acc(value, acc, device):
 
 
 def lif_ref_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate, scale,
-                normalize_input, spike_fn=None):
-    """The loop on a (B, T, N) view with validated arguments; returns S (B, T, N), (I_T, U_T)."""
+                normalize_input, spike_fn=None, weight_rec=None, detach_recurrent=False):
+    """The loop on a (B, T, N) view with validated arguments; returns S (B, T, N), (I_T, U_T).
+
+    With weight_rec (V, (N, N)) it is rlif: R_t = S_{t-1} @ V joins the current every step,
+    with S_{t-1} detached from the recurrence when detach_recurrent (V still learns)."""
     B, T, N = x.shape
     acc = V.acc_dtype(x.dtype)
     alpha, beta, thr = (as_acc(v, acc, x.device) for v in (alpha, beta, threshold))
@@ -44,13 +50,29 @@ def lif_ref_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogat
 
     S_prev = spike_fn(U - thr, surrogate, scale)
     spikes = []
+    V_rec = weight_rec.to(acc) if weight_rec is not None else None
     for x_t in x.to(acc).unbind(1):
         s_reset = S_prev.detach() if detach_reset else S_prev
-        I, U = lif_step_ref(x_t, I, U, alpha, beta, gamma, thr, reset, s_reset)
+        r_t = None
+        if V_rec is not None:
+            r_t = (S_prev.detach() if detach_recurrent else S_prev) @ V_rec
+        I, U = lif_step_ref(x_t, I, U, alpha, beta, gamma, thr, reset, s_reset, r_t)
         S_prev = spike_fn(U - thr, surrogate, scale)
         spikes.append(S_prev)
     S = torch.stack(spikes, 1) if spikes else x.new_empty((B, 0, N), dtype=acc)
     return S.to(x.dtype), (I, U)
+
+
+def rlif_ref(X, weight_rec, alpha, beta, threshold=1.0, *, state=None, detach_recurrent=False,
+             reset="zero", detach_reset=True, surrogate="superspike", scale=10.0,
+             normalize_input=True, batch_first=True):
+    """Reference of ``fastsnn.rlif`` with the same signature (less ``backend``)."""
+    from ...functional import rlif
+
+    return rlif(X, weight_rec, alpha, beta, threshold, state=state,
+                detach_recurrent=detach_recurrent, reset=reset, detach_reset=detach_reset,
+                surrogate=surrogate, scale=scale, normalize_input=normalize_input,
+                batch_first=batch_first, backend="torch")
 
 
 def lif_ref(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset=True,
