@@ -93,6 +93,23 @@ def check_param(value, name: str, X: torch.Tensor, N: int, unit_interval: bool):
     return value
 
 
+def _check_tensor_arg(t, name, X, shape, shape_text, floating=False):
+    """A tensor argument on X's device with X's dtype or the accumulation dtype and a given
+    shape (state tensors, weight_rec)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if floating and not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+    if t.dtype not in (X.dtype, acc_dtype(X.dtype)):
+        raise TypeError(f"{name} has dtype {t.dtype}; expected {X.dtype} or {acc_dtype(X.dtype)}")
+    if t.device != X.device:
+        raise RuntimeError(f"{name} is on {t.device} but X is on {X.device}")
+    if tuple(t.shape) != shape:
+        dims = ", ".join(str(d) for d in shape)
+        raise ValueError(f"{name} must have shape {shape_text} = ({dims}), got {tuple(t.shape)}")
+    return t
+
+
 def check_state(state, X: torch.Tensor, B: int, N: int):
     """state: None or a pair (I, U) of (B, N) tensors on X's device."""
     if state is None:
@@ -101,35 +118,13 @@ def check_state(state, X: torch.Tensor, B: int, N: int):
         raise TypeError("state must be None or a pair (I, U) of (B, N) tensors")
     out = []
     for name, s in zip(("state[0] (I)", "state[1] (U)"), state):
-        if not isinstance(s, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(s).__name__}")
-        if s.dtype not in (X.dtype, acc_dtype(X.dtype)):
-            raise TypeError(
-                f"{name} has dtype {s.dtype}; expected {X.dtype} or {acc_dtype(X.dtype)}"
-            )
-        if s.device != X.device:
-            raise RuntimeError(f"{name} is on {s.device} but X is on {X.device}")
-        if tuple(s.shape) != (B, N):
-            raise ValueError(f"{name} must have shape (B, N) = ({B}, {N}), got {tuple(s.shape)}")
-        out.append(s)
+        out.append(_check_tensor_arg(s, name, X, (B, N), "(B, N)"))
     return tuple(out)
 
 
 def check_weight_rec(W, X: torch.Tensor, N: int) -> torch.Tensor:
     """weight_rec of rlif: an (N, N) floating tensor on X's device, X's dtype or float32."""
-    if not isinstance(W, torch.Tensor):
-        raise TypeError(f"weight_rec must be a torch.Tensor, got {type(W).__name__}")
-    if not W.is_floating_point():
-        raise TypeError(f"weight_rec must be a floating-point tensor, got {W.dtype}")
-    if W.dtype not in (X.dtype, acc_dtype(X.dtype)):
-        raise TypeError(
-            f"weight_rec has dtype {W.dtype}; expected {X.dtype} or {acc_dtype(X.dtype)}"
-        )
-    if W.device != X.device:
-        raise RuntimeError(f"weight_rec is on {W.device} but X is on {X.device}")
-    if tuple(W.shape) != (N, N):
-        raise ValueError(f"weight_rec must have shape (N, N) = ({N}, {N}), got {tuple(W.shape)}")
-    return W
+    return _check_tensor_arg(W, "weight_rec", X, (N, N), "(N, N)", floating=True)
 
 
 def check_backend(backend) -> str:

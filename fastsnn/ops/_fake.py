@@ -6,13 +6,15 @@ stride made 1), (B, N) states and partials, and empty({0}) for outputs that were
 
 import torch
 
+from .._validate import acc_dtype
+
 
 def _unit_neuron_stride(x):
     return x if x.size(2) <= 1 or x.stride(2) == 1 else x.contiguous()
 
 
 def _acc(x):
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+    return acc_dtype(x.dtype)
 
 
 def _maybe(want, shape, like, dtype):

@@ -6,7 +6,8 @@ learn; then I_t and U_t are saved in the accumulation dtype.
 
 import torch
 
-from ..lif.function import neuron_vector
+from ... import _validate as V
+from ..lif.function import initial_state, neuron_vector
 
 
 def kernels(backend: str):
@@ -46,11 +47,9 @@ class LIFunction(torch.autograd.Function):
 
 def li_fused_btn(x, alpha, beta, i0, u0, normalize_input, backend):
     """Fused LI on a (B, T, N) view with validated arguments: U, (I_T, U_T)."""
-    B, T, N = x.shape
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    N, acc = x.shape[2], V.acc_dtype(x.dtype)
     a, b = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta))
-    i0 = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
-    u0 = u0.to(acc) if u0 is not None else x.new_zeros((B, N), dtype=acc)
+    i0, u0 = initial_state(x, i0, u0)
     u, iT, uT = LIFunction.apply(x, a, b, i0, u0, backend, normalize_input,
                                  torch.is_grad_enabled())
     return u, (iT, uT)

@@ -38,7 +38,8 @@ import triton
 import triton.language as tl
 from triton.runtime.jit import JITFunction
 
-IO_DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
+from ..._validate import IO_DTYPES, acc_dtype
+
 MAX_BLOCK_N = 128  # neurons per program (tests lower it to exercise several blocks per row)
 
 
@@ -249,10 +250,6 @@ def alloc_like(x):
 def maybe_alloc(want, shape, like, dtype):
     """The tensor, or an empty (0,) one for an output that was not asked for."""
     return alloc(shape if want else (0,), like, dtype)
-
-
-def acc_dtype(dtype):
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def unit_neuron_stride(t):
