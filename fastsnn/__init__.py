@@ -1,11 +1,11 @@
 """fastsnn: fused CPU, CUDA and Triton kernels for spiking (LIF) layers in PyTorch."""
 
 from ._backends import available_backends
-from . import nn
+from . import data, losses, nn, regularizers
 from .functional import li, lif, rlif
 
 __version__ = "0.1.0"
-__all__ = ["lif", "rlif", "li", "nn", "available_backends", "empty_cache", "__version__"]
+__all__ = ["lif", "rlif", "li", "nn", "data", "losses", "regularizers", "available_backends", "empty_cache", "__version__"]
 
 
 def empty_cache() -> None:

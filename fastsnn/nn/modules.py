@@ -1,59 +1,125 @@
 """Thin torch.nn.Modules: ``LIFNeuron`` (the neuron alone), ``LIF`` (Linear + lif),
 ``RecurrentLIF`` (Linear + V + rlif) and ``LeakyIntegrator`` (Linear + li).
 
-Time constants and thresholds are fixed floats unless a module is asked to learn them
+Time constants come as decays (``alpha``, ``beta``, default 0.8 and 0.9) or as time constants
+with a time step (``tau_syn``, ``tau_mem``, ``dt``: alpha = exp(-dt / tau_syn), beta =
+exp(-dt / tau_mem); the paper's tau_syn = 5 ms, tau_mem = 10 ms at dt = 1 ms give about the
+default decays). They and the threshold are fixed floats unless a module is asked to learn them
 (``learn_alpha`` / ``learn_beta`` / ``learn_threshold``): then they are per-neuron
-``nn.Parameter``s of shape (N,). Learned decays must stay in [0, 1]; the functions check it.
+``nn.Parameter``s of shape (N,) holding the values themselves. The forward uses them clamped
+to their valid range, alpha and beta to [0, 1] and the threshold to at least MIN_THRESHOLD, so
+no optimizer step can make a forward fail; the clamp passes the gradient straight through, so
+a parameter pushed past a bound still learns and can come back. Nothing is modified in place.
 Every forward takes an optional state (I, U) and returns (output, (I_T, U_T)), like nn.RNN.
 """
 
 import math
+import numbers
 
 import torch
 from torch import nn
 
 from .. import functional as F
 
+MIN_THRESHOLD = 1e-6
 
-def _decay(value, learn, size, name):
+
+def _check_real(value, name, ok, expected):
+    """A real number (not a bool) for which ok(value) holds, as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(float(value)):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return float(value)
+
+
+def _decays(alpha, beta, tau_syn, tau_mem, dt):
+    """alpha and beta from the decays or from the time constants and dt (defaults 0.8, 0.9)."""
+    if tau_syn is None and tau_mem is None:
+        if dt is not None:
+            raise ValueError("dt is used only with tau_syn or tau_mem; give those too, or "
+                             "give the decays alpha and beta without dt")
+    else:
+        if dt is None:
+            raise ValueError("tau_syn and tau_mem need the time step dt (in their units)")
+        dt = _check_real(dt, "dt", lambda v: 0 < v < math.inf, "a finite real number > 0")
+    out = []
+    for decay, tau, name, tau_name, default in ((alpha, tau_syn, "alpha", "tau_syn", 0.8),
+                                                (beta, tau_mem, "beta", "tau_mem", 0.9)):
+        if tau is None:
+            out.append(_check_real(default if decay is None else decay, name,
+                                   lambda v: 0 <= v <= 1, "a real number in [0, 1]"))
+        elif decay is not None:
+            raise ValueError(f"give {name} (a decay) or {tau_name} (a time constant), not both")
+        else:
+            tau = _check_real(tau, tau_name, lambda v: v >= 0, "a real number >= 0")
+            out.append(0.0 if tau == 0 else math.exp(-dt / tau))  # tau = 0: no memory
+    return out
+
+
+def _parameter(value, learn, size, name):
+    """The float itself, or a learnable per-neuron (size,) parameter starting at it."""
     if not learn:
-        return float(value)
+        return value
     if size is None:
         raise ValueError(f"learn_{name}=True needs the number of neurons (size)")
-    return nn.Parameter(torch.full((size,), float(value)))
+    return nn.Parameter(torch.full((size,), value))
+
+
+def _in_range(value, lo, hi=None):
+    """A learned value clamped to [lo, hi] for the forward, with its gradient passed straight
+    through (d/dvalue = 1), so that a parameter past a bound keeps learning. Floats are checked
+    at construction and pass unchanged."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    return value.detach().clamp(lo, hi) + (value - value.detach())
+
+
+def _learned(module, names):
+    return [n for n in names if isinstance(getattr(module, n), nn.Parameter)]
 
 
 class LIFNeuron(nn.Module):
     """LIF neurons applied to an input current X (B, T, N): ``fastsnn.lif`` with stored options.
 
-    size: N, needed only when something is learned.
+    size: N, needed only when something is learned. alpha/beta or tau_syn/tau_mem with dt: the
+    decays (see the module docstring); threshold: > 0.
     """
 
-    def __init__(self, size=None, alpha=0.8, beta=0.9, threshold=1.0, *, learn_alpha=False,
-                 learn_beta=False, learn_threshold=False, reset="zero", detach_reset=True,
-                 surrogate="superspike", scale=10.0, normalize_input=True, batch_first=True,
-                 backend="auto"):
+    def __init__(self, size=None, alpha=None, beta=None, threshold=1.0, *, tau_syn=None,
+                 tau_mem=None, dt=None, learn_alpha=False, learn_beta=False,
+                 learn_threshold=False, reset="zero", detach_reset=True, surrogate="superspike",
+                 scale=10.0, normalize_input=True, batch_first=True, backend="auto"):
         super().__init__()
         self.size = size
-        self.alpha = _decay(alpha, learn_alpha, size, "alpha")
-        self.beta = _decay(beta, learn_beta, size, "beta")
-        self.threshold = _decay(threshold, learn_threshold, size, "threshold")
+        alpha, beta = _decays(alpha, beta, tau_syn, tau_mem, dt)
+        threshold = _check_real(threshold, "threshold", lambda v: 0 < v < math.inf,
+                                "a finite real number > 0")
+        self.alpha = _parameter(alpha, learn_alpha, size, "alpha")
+        self.beta = _parameter(beta, learn_beta, size, "beta")
+        self.threshold = _parameter(threshold, learn_threshold, size, "threshold")
         self.options = dict(reset=reset, detach_reset=detach_reset, surrogate=surrogate,
                             scale=scale, normalize_input=normalize_input,
                             batch_first=batch_first, backend=backend)
 
+    def lif_params(self):
+        """(alpha, beta, threshold) as the forward passes them: learned ones in range."""
+        return (_in_range(self.alpha, 0.0, 1.0), _in_range(self.beta, 0.0, 1.0),
+                _in_range(self.threshold, MIN_THRESHOLD))
+
     def forward(self, X, state=None):
-        return F.lif(X, self.alpha, self.beta, self.threshold, state=state, **self.options)
+        return F.lif(X, *self.lif_params(), state=state, **self.options)
 
     def extra_repr(self):
-        learned = [n for n in ("alpha", "beta", "threshold")
-                   if isinstance(getattr(self, n), nn.Parameter)]
-        return (f"size={self.size}, learned={learned}, "
-                + ", ".join(f"{k}={v!r}" for k, v in self.options.items()))
+        fixed = [f"{n}={getattr(self, n)!r}" for n in ("alpha", "beta", "threshold")
+                 if not isinstance(getattr(self, n), nn.Parameter)]
+        return ", ".join([f"size={self.size}", *fixed,
+                          f"learned={_learned(self, ('alpha', 'beta', 'threshold'))}"]
+                         + [f"{k}={v!r}" for k, v in self.options.items()])
 
 
 class LIF(nn.Module):
-    """Linear(in_features, out_features) followed by LIF neurons: x (B, T, in) -> spikes."""
+    """Linear(in_features, out_features) followed by LIF neurons: x (B, T, in) -> spikes.
+
+    neuron_kwargs go to ``LIFNeuron`` (decays or time constants, learn_*, reset, ...)."""
 
     def __init__(self, in_features, out_features, bias=True, **neuron_kwargs):
         super().__init__()
@@ -68,6 +134,7 @@ class RecurrentLIF(nn.Module):
     """Linear input plus a recurrent weight V (N, N), the recurrence inside ``fastsnn.rlif``.
 
     V starts uniform in ±1/sqrt(N) (the nn.RNN habit); detach_recurrent is the paper's "Ctl".
+    neuron_kwargs go to ``LIFNeuron``.
     """
 
     def __init__(self, in_features, out_features, bias=True, *, detach_recurrent=False,
@@ -81,23 +148,27 @@ class RecurrentLIF(nn.Module):
         self.neuron = LIFNeuron(out_features, **neuron_kwargs)
 
     def forward(self, x, state=None):
-        n = self.neuron
-        return F.rlif(self.linear(x), self.weight_rec, n.alpha, n.beta, n.threshold,
-                      state=state, detach_recurrent=self.detach_recurrent, **n.options)
+        return F.rlif(self.linear(x), self.weight_rec, *self.neuron.lif_params(), state=state,
+                      detach_recurrent=self.detach_recurrent, **self.neuron.options)
 
 
 class LeakyIntegrator(nn.Module):
-    """Linear(in_features, out_features) followed by the leaky-integrator readout ``li``."""
+    """Linear(in_features, out_features) followed by the leaky-integrator readout ``li``.
 
-    def __init__(self, in_features, out_features, bias=True, alpha=0.8, beta=0.9, *,
-                 learn_alpha=False, learn_beta=False, normalize_input=True, batch_first=True,
-                 backend="auto"):
+    alpha/beta or tau_syn/tau_mem with dt as for ``LIFNeuron``; learn_alpha / learn_beta make
+    them per-unit parameters, kept in [0, 1] the same way."""
+
+    def __init__(self, in_features, out_features, bias=True, alpha=None, beta=None, *,
+                 tau_syn=None, tau_mem=None, dt=None, learn_alpha=False, learn_beta=False,
+                 normalize_input=True, batch_first=True, backend="auto"):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features, bias=bias)
-        self.alpha = _decay(alpha, learn_alpha, out_features, "alpha")
-        self.beta = _decay(beta, learn_beta, out_features, "beta")
+        alpha, beta = _decays(alpha, beta, tau_syn, tau_mem, dt)
+        self.alpha = _parameter(alpha, learn_alpha, out_features, "alpha")
+        self.beta = _parameter(beta, learn_beta, out_features, "beta")
         self.options = dict(normalize_input=normalize_input, batch_first=batch_first,
                             backend=backend)
 
     def forward(self, x, state=None):
-        return F.li(self.linear(x), self.alpha, self.beta, state=state, **self.options)
+        return F.li(self.linear(x), _in_range(self.alpha, 0.0, 1.0),
+                    _in_range(self.beta, 0.0, 1.0), state=state, **self.options)
