@@ -3,8 +3,9 @@
     python -m benchmarks.run                 # default sweep on the best device (cuda, else cpu)
     python -m benchmarks.run --quick         # tiny sizes, seconds; a smoke test
     python -m benchmarks.run --ops lif --modes fwdbwd --sizes 32,500,1024 --backends cpu
+    python -m benchmarks.run --ops rlif --modes fwdbwd --sizes "250,100,100;64,500,512"
 
-Cases are op (lif, li) x dtype x size (B, T, N) x mode x provider. Modes: "fwd" is inference,
+Cases are op (lif, rlif, li) x dtype x size (B, T, N) x mode x provider. Modes: "fwd" is inference,
 run under torch.no_grad() (the fused kernels save nothing then); "fwdbwd" is a fresh leaf input
 that requires grad, the forward, and out.backward(G) with a fixed random upstream gradient G
 (the final state is unused). Providers: "torch" (the eager reference, the baseline),
@@ -13,7 +14,8 @@ unless --compile-ref or named in --backends, since compiling the T-step unrolled
 on CUDA on for T <= --compile-max-t, 256), and each fused backend of available_backends() for
 the device. --backends picks among these; the eager reference always runs, as the baseline.
 Inputs: X ~ N(0.15, 0.3^2), seeded; alpha=0.8, beta=0.9, threshold=1.0, fastsnn's defaults
-otherwise (about 1.5% of neuron-steps spike).
+otherwise (about 1.5% of neuron-steps spike). rlif: V ~ N(0, 0.5^2/N), one seeded leaf per N that
+requires grad, so fwdbwd includes dV (and the correctness gate compares dX and dV together).
 
 Reading the table (also in results.md / results.json, and plotted in speedup.png):
 - time ms: median over the reps (results.json also has the 20%/80% quantiles and rep count).
@@ -29,7 +31,8 @@ Reading the table (also in results.md / results.json, and plotted in speedup.png
 - GB/s and % copy (CUDA only): bytes the op must move / time, against a device-to-device copy
   measured at start. Byte model per neuron-step, e = I/O element size, a = state element size
   (4, or 8 for float64): lif fwd 2e (read X, write S); lif fwdbwd 4e + 2a (plus write and read
-  the saved membrane U, read G, write dX); li fwd 2e; li fwdbwd 4e (the readout is linear and
+  the saved membrane U, read G, write dX), the same for rlif (V and its gradient not counted);
+  li fwd 2e; li fwdbwd 4e (the readout is linear and
   saves nothing). The (B, N) states are ignored.
 - status: "ok"; "MISMATCH" when the provider disagrees with the reference on the same inputs
   (then no time-derived number is reported for it, see below the table for why); "ERROR" when
@@ -66,7 +69,25 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.
 # dtype: (lif spike mismatch rate, li output and li gradient rel. error, lif gradient rel. error)
 TOL = {torch.float64: (0.0, 1e-10, 1e-10), torch.float32: (1e-3, 1e-4, 1e-2),
        torch.bfloat16: (5e-3, 2e-2, 5e-2), torch.float16: (5e-3, 5e-3, 5e-2)}
+V_GAIN = 0.5  # rlif: V ~ N(0, V_GAIN^2 / N), seeded per (N, dtype, device)
+_WEIGHTS = {}
+
+
+def weight_rec(N, dtype, device):
+    """The recurrent weight of the rlif cases: one leaf per (N, dtype, device) that requires
+    grad, so fwdbwd also computes dV, as training does."""
+    key = (N, dtype, str(device))
+    if key not in _WEIGHTS:
+        g = torch.Generator(device=device).manual_seed(SEED + 1)
+        w = torch.randn(N, N, generator=g, device=device) * (V_GAIN / math.sqrt(N))
+        _WEIGHTS[key] = w.to(torch.float64 if dtype == torch.float64 else torch.float32)
+        _WEIGHTS[key].requires_grad_()
+    return _WEIGHTS[key]
+
+
 OPS = {"lif": lambda x, backend: fastsnn.lif(x, ALPHA, BETA, THRESHOLD, backend=backend),
+       "rlif": lambda x, backend: fastsnn.rlif(x, weight_rec(x.shape[2], x.dtype, x.device),
+                                               ALPHA, BETA, THRESHOLD, backend=backend),
        "li": lambda x, backend: fastsnn.li(x, ALPHA, BETA, backend=backend)}
 # Extra providers by name: factory(op) -> call(x) -> (out, state). Peers (snnTorch, Norse, ...)
 # or, in tests, a deliberately wrong provider.
@@ -87,7 +108,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.run",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available, else cpu")
-    p.add_argument("--ops", default="lif,li")
+    p.add_argument("--ops", default="lif,rlif,li")
     p.add_argument("--modes", default="fwd,fwdbwd")
     p.add_argument("--dtypes", default="float32", help=f"comma list of {', '.join(DTYPES)}")
     p.add_argument("--sizes", help='"B,T,N;B,T,N" (default: a T sweep and a B*N sweep)')
@@ -211,9 +232,12 @@ def run_once(call, x, G, mode):
         with torch.no_grad():
             return call(x)[0], None
     x = x.detach().requires_grad_()  # a fresh leaf: no gradient carried over between reps
+    for w in _WEIGHTS.values():
+        w.grad = None
     out, _ = call(x)
     out.backward(G)
-    return out, x.grad
+    ws = [w.grad.flatten() for w in _WEIGHTS.values() if w.grad is not None]
+    return out, torch.cat([x.grad.flatten()] + ws) if ws else x.grad
 
 
 def rel_err(y, ref):
@@ -227,7 +251,7 @@ def check(op, mode, dtype, out, grad, ref_out, ref_grad):
     if out.shape != ref_out.shape or out.dtype != ref_out.dtype:
         return (f"output {tuple(out.shape)} {out.dtype}, "
                 f"expected {tuple(ref_out.shape)} {ref_out.dtype}")
-    if op == "lif":
+    if op in ("lif", "rlif"):
         rate = (out != ref_out).double().mean().item()
         if not rate <= spike_tol:
             return f"spike mismatch rate {rate:.3g} > {spike_tol:g}"
@@ -236,7 +260,7 @@ def check(op, mode, dtype, out, grad, ref_out, ref_grad):
         if not err <= li_tol:
             return f"output rel. error {err:.3g} > {li_tol:g}"
     if mode == "fwdbwd":
-        tol = lif_grad_tol if op == "lif" else li_tol
+        tol = li_tol if op == "li" else lif_grad_tol
         err = rel_err(grad, ref_grad) if grad is not None else math.nan
         if not err <= tol:
             return f"dX rel. error {err:.3g} > {tol:g}"
@@ -307,7 +331,7 @@ def model_bytes_per_step(op, mode, dtype):
     a = 8 if dtype == torch.float64 else 4
     if mode == "fwd":
         return 2 * e
-    return 4 * e + 2 * a if op == "lif" else 4 * e
+    return 4 * e if op == "li" else 4 * e + 2 * a
 
 
 def cases(args):

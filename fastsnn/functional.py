@@ -9,6 +9,7 @@ from .ops.li.function import li_fused_btn
 from .ops.li.ref import li_ref_btn
 from .ops.lif.function import lif_fused_btn
 from .ops.lif.ref import lif_ref_btn
+from .ops.rlif.function import rlif_fused_btn
 
 
 def _empty_time(X, state, B, N):
@@ -79,8 +80,8 @@ def rlif(X, weight_rec, alpha, beta, threshold=1.0, *, state=None, detach_recurr
 
     weight_rec: V, (N, N), used as S_prev @ V; it gets a gradient when it requires one.
     detach_recurrent: S_{t-1} enters R_t without gradient (the paper's "Ctl"); V still learns.
-    Everything else as ``lif``. So far only the reference runs it: "auto" picks "torch", and a
-    fused backend named explicitly raises.
+    Everything else as ``lif``. Every backend runs it: the fused kernels keep the recurrent
+    product inside their time loop, forward and backward.
 
     Reference equivalent (per step): S_prev = U > thr; I = alpha*I + X_t + S_prev @ V;
     U = (beta*U + (1-beta)*I) * (1 - S_prev); S_t = U > thr.
@@ -91,16 +92,17 @@ def rlif(X, weight_rec, alpha, beta, threshold=1.0, *, state=None, detach_recurr
     B, T, N = x.shape
     V.check_flag(detach_recurrent, "detach_recurrent")
     weight_rec = V.check_weight_rec(weight_rec, X, N)
-    if backend not in ("auto", "torch"):
-        raise RuntimeError(
-            f"rlif has no fused backend='{backend}' kernel in this version of fastsnn; only the "
-            "reference runs it: use backend='torch' or 'auto'")
+    chosen = _backends.resolve(backend, X)
     if T == 0:
         return _empty_time(X, state, B, N)
     i0, u0 = state if state is not None else (None, None)
-    s, final = lif_ref_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate,
-                           scale, normalize_input, weight_rec=weight_rec,
-                           detach_recurrent=detach_recurrent)
+    args = (alpha, beta, threshold, i0, u0, reset, detach_reset)
+    if chosen == "torch":
+        s, final = lif_ref_btn(x, *args, surrogate, scale, normalize_input,
+                               weight_rec=weight_rec, detach_recurrent=detach_recurrent)
+    else:
+        s, final = rlif_fused_btn(x, weight_rec, *args, detach_recurrent, surrogate, scale,
+                                  normalize_input, chosen)
     return V.to_btn(s, batch_first), final
 
 

@@ -32,7 +32,7 @@ def test_quick_run_writes_json_markdown_and_plot(tmp_path):
     assert data["header"]["torch"] == torch.__version__
     assert data["header"]["device"] == "cpu"
     assert data["rows"] == json.loads(json.dumps(rows))
-    want = {(op, mode, B, T, N, p) for op in ("lif", "li") for mode in ("fwd", "fwdbwd")
+    want = {(op, mode, B, T, N, p) for op in ("lif", "rlif", "li") for mode in ("fwd", "fwdbwd")
             for B, T, N in ((2, 8, 16), (2, 16, 16), (4, 8, 32)) for p in ["torch"] + FUSED}
     got = {(r["op"], r["mode"], r["B"], r["T"], r["N"], r["provider"]) for r in rows}
     assert got == want  # torch-compile is off by default on the CPU
@@ -55,7 +55,7 @@ def test_quick_run_writes_json_markdown_and_plot(tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert "| op | mode | dtype | B | T | N | provider | time ms | speedup vs torch |" in md
     assert "torch " + torch.__version__ in md and "CPU threads" in md
-    table = [ln for ln in md.splitlines() if ln.startswith("| l")]
+    table = [ln for ln in md.splitlines() if ln.startswith(("| l", "| r"))]
     assert len(table) == len(rows)
     assert "| lif | fwdbwd | float32 | 4 | 8 | 32 | torch | " in md
     png = (tmp_path / "speedup.png").read_bytes()
@@ -65,7 +65,7 @@ def test_quick_run_writes_json_markdown_and_plot(tmp_path):
 def _wrong_spikes(op):  # forward wrong: the complement of the spikes, or a scaled trace
     def call(x):
         out, state = run.OPS[op](x, "torch")
-        return (1 - out if op == "lif" else 1.5 * out), state
+        return (1 - out if op in ("lif", "rlif") else 1.5 * out), state
     return call
 
 
@@ -96,7 +96,7 @@ def test_disagreeing_provider_gets_no_speedup(tmp_path, monkeypatch, factory, ba
     monkeypatch.setitem(run.EXTRA_PROVIDERS, "fake", factory)
     _, rows, data = _run(tmp_path, "--backends", "fake")
     fake = [r for r in data["rows"] if r["provider"] == "fake"]
-    assert len(fake) == 2 * 2 * 3
+    assert len(fake) == 3 * 2 * 3  # ops x modes x sizes
     for r in fake:
         if r["mode"] in bad_modes:
             assert r["status"] == status and r["detail"], r
@@ -105,7 +105,7 @@ def test_disagreeing_provider_gets_no_speedup(tmp_path, monkeypatch, factory, ba
         else:
             assert r["status"] == "ok" and r["speedup"] > 0, r
     md_rows = [ln.split(" | ") for ln in (tmp_path / "results.md").read_text().splitlines()
-               if ln.startswith("| l") and " fake " in ln]
+               if ln.startswith(("| l", "| r")) and " fake " in ln]
     assert len(md_rows) == len(fake)
     for cells, r in zip(md_rows, fake):
         if r["mode"] in bad_modes:

@@ -1,6 +1,6 @@
 """The rlif reference (R_t = S_{t-1} @ V inside the loop): semantics and gradcheck.
 
-Only the reference runs rlif so far; the fused kernels are the work of a later change.
+The fused kernels are tested against this reference in test_rlif_cpu.py and test_rlif_triton.py.
 """
 
 import itertools
@@ -52,8 +52,6 @@ def test_time_major_and_zero_steps():
                      "weight_rec must be a torch.Tensor", id="V-list"),
         pytest.param(lambda X: fastsnn.rlif(X, torch.zeros(4, 4, device="meta"), 0.8, 0.9),
                      RuntimeError, "weight_rec is on meta", id="V-device"),
-        pytest.param(lambda X: fastsnn.rlif(X, torch.zeros(4, 4), 0.8, 0.9, backend="cpu"),
-                     RuntimeError, "rlif has no fused backend='cpu' kernel", id="fused-named"),
         pytest.param(lambda X: fastsnn.rlif(X, torch.zeros(4, 4), 0.8, 0.9,
                                             detach_recurrent=1), TypeError,
                      "detach_recurrent must be a bool", id="detach-recurrent-int"),

@@ -17,6 +17,9 @@ namespace fastsnn {
   void lif_bwd_items(const LifBwdParams& p, IoType io, int64_t block, int64_t b, int64_t e); \
   void li_fwd_items(const LiFwdParams& p, IoType io, int64_t block, int64_t b, int64_t e);   \
   void li_bwd_items(const LiBwdParams& p, IoType io, int64_t block, int64_t b, int64_t e);   \
+  void rlif_fwd_items(const RlifFwdParams& p, IoType io, int64_t tile, int64_t b, int64_t e); \
+  void rlif_bwd_items(const RlifBwdParams& p, IoType io, int64_t tile, int64_t b, int64_t e,  \
+                      void* dw);                                                             \
   }
 
 FASTSNN_DECLARE_CPU_ISA(base)
@@ -25,7 +28,7 @@ FASTSNN_DECLARE_CPU_ISA(base)
 FASTSNN_DECLARE_CPU_ISA(avx2)
 #endif
 
-// Whether the AVX2 kernels run here: the processor has AVX2 and FASTSNN_CPU_ISA != "base".
+// Whether the AVX2 kernels run here: the processor has AVX2 and FMA, and FASTSNN_CPU_ISA != "base".
 bool cpu_use_avx2();
 
 }  // namespace fastsnn

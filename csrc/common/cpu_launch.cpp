@@ -1,8 +1,11 @@
 // The CPU launchers of launch.h: parallel over work items (a batch row's block of neurons, see
 // cpu_block), the time loop inside each, the neuron loop innermost so it vectorizes. The kernel
 // bodies (lif_cpu_kernels.h, li_cpu_kernels.h) are compiled per instruction set (cpu_isa.h).
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include <ATen/Parallel.h>
 
@@ -47,13 +50,86 @@ void li_bwd_cpu(const LiBwdParams& p, IoType io) {
   run_cpu_items(p, io, base::li_bwd_items, FASTSNN_AVX2_OR_BASE(li_bwd_items));
 }
 
+// rlif: batch rows per work item (a tile shares each step's product with V), and a contiguous
+// run of tiles per thread. Small problems stay on one thread.
+static int64_t rlif_tile(int64_t B, int64_t threads) {
+  const int64_t per_thread = (B + threads - 1) / std::max<int64_t>(threads, 1);
+  return std::clamp<int64_t>(per_thread, 1, 32);
+}
+
+static int64_t rlif_runs(int64_t B, int64_t T, int64_t N, int64_t tiles, int64_t threads) {
+  const int64_t work = B * T * N * std::max<int64_t>(N / 16, 1);
+  return std::clamp<int64_t>(work >> 16, 1, std::min(threads, tiles));
+}
+
+void rlif_fwd_cpu(const RlifFwdParams& p, IoType io) {
+  const LifFwdParams& q = p.lif;
+  const int64_t threads = at::get_num_threads();
+  const int64_t tile = rlif_tile(q.B, threads), tiles = (q.B + tile - 1) / tile;
+  const int64_t runs = rlif_runs(q.B, q.T, q.N, tiles, threads);
+  const bool avx2 = cpu_use_avx2();
+  at::parallel_for(0, runs, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r * tiles / runs, e = (r + 1) * tiles / runs;
+      if (avx2) {
+        FASTSNN_AVX2_OR_BASE(rlif_fwd_items)(p, io, tile, b, e);
+      } else {
+        base::rlif_fwd_items(p, io, tile, b, e);
+      }
+    }
+  });
+}
+
+// dV: each run accumulates into its own zeroed partial; the partials are summed in run order
+// afterwards, so the result does not depend on thread timing.
+void rlif_bwd_cpu(const RlifBwdParams& p, IoType io) {
+  const LifBwdParams& q = p.lif;
+  const int64_t threads = at::get_num_threads();
+  const int64_t tile = rlif_tile(q.B, threads), tiles = (q.B + tile - 1) / tile;
+  const int64_t runs = rlif_runs(q.B, q.T, q.N, tiles, threads);
+  const bool avx2 = cpu_use_avx2();
+  const size_t elt = io == IoType::F64 ? sizeof(double) : sizeof(float);
+  const int64_t NN = q.N * q.N;
+  std::vector<char> partials(p.gw != nullptr && runs > 1 ? (runs - 1) * NN * elt : 0);
+  auto partial = [&](int64_t r) -> void* {
+    if (p.gw == nullptr) return nullptr;
+    return r == 0 ? p.gw : partials.data() + (r - 1) * NN * elt;
+  };
+  at::parallel_for(0, runs, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r * tiles / runs, e = (r + 1) * tiles / runs;
+      void* dw = partial(r);
+      if (dw != nullptr) std::memset(dw, 0, NN * elt);
+      if (avx2) {
+        FASTSNN_AVX2_OR_BASE(rlif_bwd_items)(p, io, tile, b, e, dw);
+      } else {
+        base::rlif_bwd_items(p, io, tile, b, e, dw);
+      }
+    }
+  });
+  if (p.gw == nullptr || runs == 1) return;
+  auto reduce = [&](auto zero) {
+    using acc_t = decltype(zero);
+    acc_t* out = static_cast<acc_t*>(p.gw);
+    for (int64_t r = 1; r < runs; ++r) {
+      const acc_t* part = static_cast<const acc_t*>(partial(r));
+      for (int64_t i = 0; i < NN; ++i) out[i] += part[i];
+    }
+  };
+  if (io == IoType::F64) {
+    reduce(double{});
+  } else {
+    reduce(float{});
+  }
+}
+
 bool cpu_use_avx2() {
 #ifdef FASTSNN_HAS_AVX2_BUILD
   static const bool use = [] {
     const char* isa = std::getenv("FASTSNN_CPU_ISA");
     if (isa != nullptr && std::string(isa) == "base") return false;
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
+    return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
   }();
   return use;
 #else

@@ -59,4 +59,29 @@ struct LiBwdParams {
   bool normalize_input;
 };
 
+// rlif: the lif blocks plus the recurrent weight. w is V [N, N] (acc dtype, contiguous, row j =
+// the weights out of neuron j, R_t = S_{t-1} @ V); wt is its transpose Vᵀ [N, N] contiguous
+// (wt[k * N + j] = V[j, k]), used by the backward's gI_{t+1} @ Vᵀ.
+struct RlifFwdParams {
+  LifFwdParams lif;
+  const void* w;
+  // CPU only: form R_t with the dense product S_{t-1} @ V instead of the gather over the
+  // spiking neurons (FASTSNN_RLIF_DENSE=1; kept to measure one against the other).
+  bool dense_product;
+};
+
+struct RlifBwdParams {
+  LifBwdParams lif;
+  const void* wt;
+  bool detach_recurrent;  // S_{t-1} gets no gradient through R_t
+  // dL/dV [N, N] acc dtype, or nullptr. CPU kernels accumulate it inside the scan; the CUDA
+  // host entry computes it after the scan as one product S_prevᵀ @ gI (gi_acc below).
+  void* gw;
+  // [B, T, N] acc dtype copy of dL/dI_t, or nullptr. CUDA only: written by the kernel when the
+  // host needs dV and the I/O dtype is narrower than the accumulation dtype.
+  void* gi_acc;
+  // Device scratch the host allocated for the CUDA kernel (rlif_bwd_cuda_workspace bytes).
+  void* workspace;
+};
+
 }  // namespace fastsnn

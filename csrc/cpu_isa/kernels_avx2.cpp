@@ -6,9 +6,16 @@
 #include "../common/cpu_dispatch.h"
 #include "../li/li_math.h"
 #include "../lif/lif_math.h"
+#include <immintrin.h>
+#include <memory>
+#include <vector>
 
-#pragma GCC target("avx2")
+// FMA only where written explicitly (the rlif tile products): -ffp-contract=off keeps the
+// compiler from fusing anything else, so the per-step math still rounds like the baseline.
+#pragma GCC target("avx2,fma")
 #define FASTSNN_CPU_ISA avx2
+#define FASTSNN_CPU_FMA 1
 #include "../li/li_cpu_kernels.h"
 #include "../lif/lif_cpu_kernels.h"
+#include "../rlif/rlif_cpu_kernels.h"
 #endif

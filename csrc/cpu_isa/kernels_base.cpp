@@ -2,7 +2,10 @@
 #include "../common/cpu_dispatch.h"
 #include "../li/li_math.h"
 #include "../lif/lif_math.h"
+#include <memory>
+#include <vector>
 
 #define FASTSNN_CPU_ISA base
 #include "../li/li_cpu_kernels.h"
 #include "../lif/lif_cpu_kernels.h"
+#include "../rlif/rlif_cpu_kernels.h"

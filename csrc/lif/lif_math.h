@@ -12,11 +12,9 @@ struct LifConsts {
   acc_t alpha, beta, gamma, thr;
 };
 
-// One forward step: (I, U) hold step t-1 on entry and step t on exit.
+// The membrane update of one step, after I holds I_t: U holds U_{t-1} on entry, U_t on exit.
 template <Reset reset, typename acc_t>
-FASTSNN_HD void lif_step_fwd(const LifConsts<acc_t>& c, acc_t x, acc_t& I, acc_t& U) {
-  const acc_t s_prev = heaviside(U, c.thr);
-  I = c.alpha * I + x;
+FASTSNN_HD void lif_membrane_step(const LifConsts<acc_t>& c, acc_t s_prev, acc_t I, acc_t& U) {
   const acc_t H = c.beta * U + c.gamma * I;
   if constexpr (reset == Reset::Zero) {
     U = H * (acc_t(1) - s_prev);
@@ -25,6 +23,24 @@ FASTSNN_HD void lif_step_fwd(const LifConsts<acc_t>& c, acc_t x, acc_t& I, acc_t
   } else {
     U = H;
   }
+}
+
+// One forward step: (I, U) hold step t-1 on entry and step t on exit.
+template <Reset reset, typename acc_t>
+FASTSNN_HD void lif_step_fwd(const LifConsts<acc_t>& c, acc_t x, acc_t& I, acc_t& U) {
+  const acc_t s_prev = heaviside(U, c.thr);
+  I = c.alpha * I + x;
+  lif_membrane_step<reset>(c, s_prev, I, U);
+}
+
+// One rlif forward step: r = R_t = (S_{t-1} @ V) for this neuron, added after the feed-forward
+// current in the reference's order, I_t = (alpha I_{t-1} + x_t) + R_t.
+template <Reset reset, typename acc_t>
+FASTSNN_HD void rlif_step_fwd(const LifConsts<acc_t>& c, acc_t x, acc_t r, acc_t& I, acc_t& U) {
+  const acc_t s_prev = heaviside(U, c.thr);
+  I = c.alpha * I + x;
+  I = I + r;
+  lif_membrane_step<reset>(c, s_prev, I, U);
 }
 
 // Gradient carries of the reverse scan, all with respect to step t's quantities as seen

@@ -59,3 +59,21 @@ def _li_bwd_fake(grad_u, grad_iT, grad_uT, i_saved, u_saved, i0, u0, alpha, beta
     part = [_maybe(param_grads, (B, N), gu, acc) for _ in range(2)]
     return (torch.empty_like(gu), gu.new_empty((B, N), dtype=acc),
             gu.new_empty((B, N), dtype=acc), *part)
+
+
+@torch.library.register_fake("fastsnn::rlif_fwd")
+def _rlif_fwd_fake(x, weight_rec, alpha, beta, threshold, i0, u0, reset, normalize_input, save_u,
+                   save_i):
+    return _lif_fwd_fake(x, alpha, beta, threshold, i0, u0, reset, normalize_input, save_u,
+                         save_i)
+
+
+@torch.library.register_fake("fastsnn::rlif_bwd")
+def _rlif_bwd_fake(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, weight_rec, alpha, beta,
+                   threshold, reset, detach_reset, detach_recurrent, surrogate, scale,
+                   normalize_input, param_grads, weight_grad):
+    grads = _lif_bwd_fake(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, beta,
+                          threshold, reset, detach_reset, surrogate, scale, normalize_input,
+                          param_grads)
+    N = grad_s.size(2)
+    return (*grads, _maybe(weight_grad, (N, N), grad_s, _acc(grad_s)))
