@@ -40,6 +40,7 @@ def _load_triton():
     try:
         from .ops.li import triton as _li_triton  # noqa: F401
         from .ops.lif import triton as _lif_triton  # noqa: F401
+        from .ops.rlif import triton as _rlif_triton  # noqa: F401
     except Exception as e:  # ImportError, or a Triton that fails to initialise
         return f"{type(e).__name__}: {e}"
     return None
