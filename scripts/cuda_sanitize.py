@@ -8,7 +8,8 @@ threshold, a given initial state) and fastsnn.li, with backend="cuda", in float6
 bfloat16, on both lane widths of the kernels: one neuron per thread (odd N, a misaligned view)
 and 16-byte lanes (N = 1024 and enough rows for the launcher to pick them). PyTorch's caching
 allocator is turned off (PYTORCH_NO_CUDA_MEMORY_CACHING=1) so that every tensor is its own
-cudaMalloc and memcheck sees a read or write past its end. Exits non-zero on any error.
+cudaMalloc and memcheck sees a read or write past its end. fastsnn.rlif likewise, on a small
+and a large N. Exits non-zero on any error.
 """
 
 import os
@@ -72,6 +73,25 @@ def main():
             with torch.no_grad():
                 fastsnn.li(x, 0.8, 0.9, backend="cuda")
             runs += 1
+    # rlif: a small odd N (V in shared memory) and a large one (V read in chunks from global
+    # memory), every reset, recurrent gradient on and off, dV included
+    for B, T, N, mis in [(3, 9, 37, True), (5, 6, 1500, False)]:
+        for dtype in dtypes:
+            for reset in ("zero", "subtract", "none"):
+                for detach_rec in (False, True):
+                    x, alpha, beta, thr, state = inputs(B, T, N, dtype, mis, runs)
+                    acc = torch.float64 if dtype == torch.float64 else torch.float32
+                    w = (torch.randn(N, N, device="cuda", dtype=acc) / N ** 0.5).requires_grad_()
+                    s, (i_T, u_T) = fastsnn.rlif(x, w, alpha, beta, thr, state=state,
+                                                 reset=reset, detach_reset=reset != "zero",
+                                                 detach_recurrent=detach_rec, backend="cuda")
+                    loss = (s.float() * torch.randn_like(s.float())).sum() + u_T.sum()
+                    leaves = (x, w, alpha, beta, thr, *state)
+                    check(f"rlif {dtype} {reset} detach_recurrent={detach_rec} N={N}",
+                          (s, i_T, u_T, *torch.autograd.grad(loss + i_T.sum(), leaves)))
+                    with torch.no_grad():
+                        fastsnn.rlif(x, w, 0.8, 0.9, reset=reset, backend="cuda")
+                    runs += 1
     torch.cuda.synchronize()
     print(f"cuda_sanitize: {runs} forward+backward runs, all outputs finite")
 

@@ -13,6 +13,7 @@ OUT="${OUT:-${FASTSNN_GPU_OUT:-gpu_out}}"
 mkdir -p "$OUT"
 PY="${PYTHON:-python}"
 SIZES="${GPU_CHECK_SIZES:-64,32,4096;64,256,4096;64,1024,4096}"
+RLIF_SIZES="${GPU_CHECK_RLIF_SIZES:-256,1000,128;256,1000,512;256,1000,1024}"
 COMPILE_MAX_T="${GPU_CHECK_COMPILE_MAX_T:-32}"  # the reference under torch.compile: compile
                                                 # time grows with T (the loop is unrolled)
 SUMMARY="$OUT/summary.md"
@@ -59,6 +60,11 @@ if step build build.log "$PY" -m pip install --no-deps --no-build-isolation -e .
   step bench bench.log "$PY" -m benchmarks.run --device cuda --ops lif,li --modes fwd,fwdbwd \
     --dtypes float32,bfloat16 --sizes "$SIZES" --compile-max-t "$COMPILE_MAX_T" \
     --out "$OUT/bench"
+  # rlif, the sizes: B=256, N in {128, 512, 1024}, T=1000 (the reference under
+  # torch.compile only up to --compile-max-t: compiling the unrolled 1000-step loop is too slow)
+  step bench-rlif bench_rlif.log "$PY" -m benchmarks.run --device cuda --ops rlif \
+    --modes fwd,fwdbwd --dtypes float32,bfloat16 --sizes "$RLIF_SIZES" \
+    --compile-max-t "$COMPILE_MAX_T" --reps 3 --min-time 0.1 --out "$OUT/bench_rlif"
 fi
 
 {
@@ -70,6 +76,7 @@ fi
   grep -E "passed|failed" "$OUT/tests.log" 2>/dev/null | tail -n 1 | sed 's/^/tests: /'
   echo
   [ -f "$OUT/bench/results.md" ] && cat "$OUT/bench/results.md"
+  [ -f "$OUT/bench_rlif/results.md" ] && cat "$OUT/bench_rlif/results.md"
 } >> "$SUMMARY"
 rm -f "$SUMMARY.steps"
 cat "$SUMMARY"

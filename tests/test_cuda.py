@@ -35,7 +35,7 @@ from kernel_cases import (F32_RTOL, SPIKE_MISMATCH_MAX, Case, Target, assert_bit
                           check_torch_compile_fullgraph, cpp_op, li_case, lif_case, make_inputs,
                           op_args, rel_err, run, spike_mismatch)
 
-OPS = ("lif_fwd", "lif_bwd", "li_fwd", "li_bwd")
+OPS = ("lif_fwd", "lif_bwd", "li_fwd", "li_bwd", "rlif_fwd", "rlif_bwd")
 DEVICE = "cuda"
 TARGET = Target("cuda", DEVICE, rng_device=DEVICE, strict=True)
 RESETS = ("zero", "subtract", "none")

@@ -142,7 +142,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> rlif_bwd(
               Tensor workspace = at::empty({ws}, gs.options().dtype(at::kByte));
               p.workspace = ws > 0 ? workspace.data_ptr() : nullptr;
               rlif_bwd_cuda(p, io, stream);
-              if (weight_grad) {
+              if (weight_grad && T == 0) {
+                gw.zero_();
+              } else if (weight_grad) {
                 const Tensor u_prev = at::cat({u0c.unsqueeze(1), us.narrow(1, 0, T - 1)}, 1);
                 const Tensor s_prev = at::gt(at::sub(u_prev, th), 0).to(acc);
                 const Tensor g = narrow ? gi_acc : gx.to(acc);
