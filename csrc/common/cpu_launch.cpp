@@ -54,7 +54,7 @@ void li_bwd_cpu(const LiBwdParams& p, IoType io) {
 // run of tiles per thread. Small problems stay on one thread.
 static int64_t rlif_tile(int64_t B, int64_t threads) {
   const int64_t per_thread = (B + threads - 1) / std::max<int64_t>(threads, 1);
-  return std::clamp<int64_t>(per_thread, 1, 32);
+  return std::clamp<int64_t>(per_thread, 1, 8);
 }
 
 static int64_t rlif_runs(int64_t B, int64_t T, int64_t N, int64_t tiles, int64_t threads) {

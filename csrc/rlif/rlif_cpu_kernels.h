@@ -17,79 +17,111 @@
 namespace fastsnn {
 namespace FASTSNN_CPU_ISA {
 
+#if defined(FASTSNN_CPU_FMA)
+// One panel of tile_gemm: C[:, j0:j0+16) for all M rows; kMasked for the last, narrower panel
+// (loads and stores through lane masks, so nothing past column N is touched).
+template <bool kMasked>
+inline void gemm_panel_f32(int64_t M, int64_t K, const float* A, int64_t lda, const float* Bm,
+                           int64_t ldb, float* C, int64_t ldc, int64_t j0, int64_t w) {
+  alignas(32) int32_t lanes[16];
+  for (int i = 0; i < 16; ++i) lanes[i] = i < w ? -1 : 0;
+  const __m256i m0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+  const __m256i m1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
+  auto load = [&](const float* ptr, __m256i m) {
+    if constexpr (kMasked) return _mm256_maskload_ps(ptr, m);
+    return _mm256_loadu_ps(ptr);
+  };
+  auto store = [&](float* ptr, __m256i m, __m256 v) {
+    if constexpr (kMasked) {
+      _mm256_maskstore_ps(ptr, m, v);
+    } else {
+      _mm256_storeu_ps(ptr, v);
+    }
+  };
+  int64_t r = 0;
+  for (; r + 4 <= M; r += 4) {
+    const float* a0 = A + r * lda;
+    const float* a1 = a0 + lda;
+    const float* a2 = a1 + lda;
+    const float* a3 = a2 + lda;
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    const float* bp = Bm + j0;
+    for (int64_t k = 0; k < K; ++k, bp += ldb) {
+      const __m256 b0 = load(bp, m0), b1 = load(bp + 8, m1);
+      __m256 x = _mm256_broadcast_ss(a0 + k);
+      c00 = _mm256_fmadd_ps(x, b0, c00);
+      c01 = _mm256_fmadd_ps(x, b1, c01);
+      x = _mm256_broadcast_ss(a1 + k);
+      c10 = _mm256_fmadd_ps(x, b0, c10);
+      c11 = _mm256_fmadd_ps(x, b1, c11);
+      x = _mm256_broadcast_ss(a2 + k);
+      c20 = _mm256_fmadd_ps(x, b0, c20);
+      c21 = _mm256_fmadd_ps(x, b1, c21);
+      x = _mm256_broadcast_ss(a3 + k);
+      c30 = _mm256_fmadd_ps(x, b0, c30);
+      c31 = _mm256_fmadd_ps(x, b1, c31);
+    }
+    float* c = C + r * ldc + j0;
+    store(c, m0, c00);
+    store(c + 8, m1, c01);
+    store(c + ldc, m0, c10);
+    store(c + ldc + 8, m1, c11);
+    store(c + 2 * ldc, m0, c20);
+    store(c + 2 * ldc + 8, m1, c21);
+    store(c + 3 * ldc, m0, c30);
+    store(c + 3 * ldc + 8, m1, c31);
+  }
+  for (; r < M; ++r) {
+    const float* a0 = A + r * lda;
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    const float* bp = Bm + j0;
+    for (int64_t k = 0; k < K; ++k, bp += ldb) {
+      const __m256 x = _mm256_broadcast_ss(a0 + k);
+      c00 = _mm256_fmadd_ps(x, load(bp, m0), c00);
+      c01 = _mm256_fmadd_ps(x, load(bp + 8, m1), c01);
+    }
+    store(C + r * ldc + j0, m0, c00);
+    store(C + r * ldc + j0 + 8, m1, c01);
+  }
+}
+#endif
+
 // C[r, 0:N) = Σ_k A[r, k] · Bm[k, 0:N) for r < M: A [M, K] (row stride lda), Bm [K, N] (ldb),
-// C [M, N] (ldc), C overwritten. The products of rlif are at most a few hundred wide, so a
+// C [M, N] (ldc), C overwritten. The products of rlif are a tile of rows by N, so a
 // register-tiled loop is enough: 4 rows × 16 columns of float32 accumulators with FMA in the
-// AVX2 build; a plain vectorised axpy loop otherwise (double, baseline build, edges).
+// AVX2 build (the last panel masked); a plain vectorised axpy loop otherwise (double, baseline
+// build).
 template <typename acc_t>
 void tile_gemm(int64_t M, int64_t N, int64_t K, const acc_t* A, int64_t lda, const acc_t* Bm,
                int64_t ldb, acc_t* C, int64_t ldc) {
-  int64_t j0 = 0;
 #if defined(FASTSNN_CPU_FMA)
   if constexpr (std::is_same_v<acc_t, float>) {
-    for (; j0 + 16 <= N; j0 += 16) {
-      int64_t r = 0;
-      for (; r + 4 <= M; r += 4) {
-        const float* a0 = A + r * lda;
-        const float* a1 = a0 + lda;
-        const float* a2 = a1 + lda;
-        const float* a3 = a2 + lda;
-        __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-        __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-        __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-        __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-        const float* bp = Bm + j0;
-        for (int64_t k = 0; k < K; ++k, bp += ldb) {
-          const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-          __m256 x = _mm256_broadcast_ss(a0 + k);
-          c00 = _mm256_fmadd_ps(x, b0, c00);
-          c01 = _mm256_fmadd_ps(x, b1, c01);
-          x = _mm256_broadcast_ss(a1 + k);
-          c10 = _mm256_fmadd_ps(x, b0, c10);
-          c11 = _mm256_fmadd_ps(x, b1, c11);
-          x = _mm256_broadcast_ss(a2 + k);
-          c20 = _mm256_fmadd_ps(x, b0, c20);
-          c21 = _mm256_fmadd_ps(x, b1, c21);
-          x = _mm256_broadcast_ss(a3 + k);
-          c30 = _mm256_fmadd_ps(x, b0, c30);
-          c31 = _mm256_fmadd_ps(x, b1, c31);
-        }
-        float* c = C + r * ldc + j0;
-        _mm256_storeu_ps(c, c00);
-        _mm256_storeu_ps(c + 8, c01);
-        _mm256_storeu_ps(c + ldc, c10);
-        _mm256_storeu_ps(c + ldc + 8, c11);
-        _mm256_storeu_ps(c + 2 * ldc, c20);
-        _mm256_storeu_ps(c + 2 * ldc + 8, c21);
-        _mm256_storeu_ps(c + 3 * ldc, c30);
-        _mm256_storeu_ps(c + 3 * ldc + 8, c31);
-      }
-      for (; r < M; ++r) {
-        const float* a0 = A + r * lda;
-        __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-        const float* bp = Bm + j0;
-        for (int64_t k = 0; k < K; ++k, bp += ldb) {
-          const __m256 x = _mm256_broadcast_ss(a0 + k);
-          c00 = _mm256_fmadd_ps(x, _mm256_loadu_ps(bp), c00);
-          c01 = _mm256_fmadd_ps(x, _mm256_loadu_ps(bp + 8), c01);
-        }
-        _mm256_storeu_ps(C + r * ldc + j0, c00);
-        _mm256_storeu_ps(C + r * ldc + j0 + 8, c01);
-      }
-    }
+    int64_t j0 = 0;
+    for (; j0 + 16 <= N; j0 += 16) gemm_panel_f32<false>(M, K, A, lda, Bm, ldb, C, ldc, j0, 16);
+    if (j0 < N) gemm_panel_f32<true>(M, K, A, lda, Bm, ldb, C, ldc, j0, N - j0);
+    return;
   }
 #endif
-  if (j0 == N) return;
   for (int64_t r = 0; r < M; ++r) {
     acc_t* __restrict__ c = C + r * ldc;
-    for (int64_t j = j0; j < N; ++j) c[j] = acc_t(0);
+    for (int64_t j = 0; j < N; ++j) c[j] = acc_t(0);
     for (int64_t k = 0; k < K; ++k) {
       const acc_t a = A[r * lda + k];
       const acc_t* __restrict__ b = Bm + k * ldb;
 #pragma GCC ivdep
-      for (int64_t j = j0; j < N; ++j) c[j] += a * b[j];
+      for (int64_t j = 0; j < N; ++j) c[j] += a * b[j];
     }
   }
+}
+
+// A tile walks several batch rows in lockstep, more concurrent streams than the hardware
+// prefetcher follows; each row asks for its next step's data one step ahead.
+inline void prefetch_row(const void* ptr, int64_t bytes) {
+  const char* c = static_cast<const char*>(ptr);
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 3);
 }
 
 // dst[0:n) += src[0:n)
@@ -98,6 +130,27 @@ inline void add_row(acc_t* __restrict__ dst, const acc_t* __restrict__ src, int6
 #pragma GCC ivdep
   for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
 }
+
+// dst[j, :] += src for every j < n with flag[j] != 0 (rows of dst of length len). The flags
+// are one byte per neuron, tested eight at a time: with sparse spikes most words are zero.
+template <typename acc_t>
+inline void add_rows_flagged(acc_t* dst, const acc_t* src, const uint8_t* flag, int64_t n,
+                             int64_t len, bool gather) {
+  for (int64_t j0 = 0; j0 < n; j0 += 8) {
+    uint64_t word = 0;
+    std::memcpy(&word, flag + j0, static_cast<size_t>(std::min<int64_t>(8, n - j0)));
+    while (word != 0) {
+      const int64_t j = j0 + (__builtin_ctzll(word) >> 3);
+      word &= word - 1;  // clears the lowest set bit: each flag byte is 0 or 1
+      if (gather) {
+        add_row(dst, src + j * len, len);  // dst (one row) += src row j
+      } else {
+        add_row(dst + j * len, src, len);  // dst row j += src (one row)
+      }
+    }
+  }
+}
+
 
 // Per-neuron constants [N] of a call, loaded once per work run.
 template <typename acc_t>
@@ -133,7 +186,7 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
   const RlifConstRows<acc_t> k(p);
   std::vector<acc_t> I(tile * N), U(tile * N), Rt(tile * N);
   std::vector<acc_t> Sd(rp.dense_product ? tile * N : 0);  // S_{t-1} of the tile, dense path
-  std::vector<int32_t> spk(N);
+  std::vector<uint8_t> Fl(tile * N);  // S_{t-1} of the tile's rows as 0/1 bytes
   std::vector<io_t> Sb(N);
 
   for (int64_t item = begin; item < end; ++item) {
@@ -141,6 +194,7 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
     for (int64_t r = 0; r < nb; ++r) {
       std::copy_n(i0 + (b0 + r) * N, N, I.data() + r * N);
       std::copy_n(u0 + (b0 + r) * N, N, U.data() + r * N);
+      for (int64_t j = 0; j < N; ++j) Fl[r * N + j] = heaviside(U[r * N + j], k.Th[j]) != 0;
     }
     for (int64_t t = 0; t < p.T; ++t) {
       // R_t = S_{t-1} @ V for every row of the tile, S_{t-1} recomputed from U_{t-1}.
@@ -152,15 +206,9 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
         tile_gemm<acc_t>(nb, N, N, Sd.data(), N, w, N, Rt.data(), N);
       } else {
         for (int64_t r = 0; r < nb; ++r) {
-          const acc_t* u = U.data() + r * N;
-          int64_t n_spk = 0;
-          for (int64_t j = 0; j < N; ++j) {
-            spk[n_spk] = static_cast<int32_t>(j);
-            n_spk += heaviside(u[j], k.Th[j]) != acc_t(0);
-          }
           acc_t* rt = Rt.data() + r * N;
           std::fill_n(rt, N, acc_t(0));
-          for (int64_t q = 0; q < n_spk; ++q) add_row(rt, w + int64_t(spk[q]) * N, N);
+          add_rows_flagged(rt, w, Fl.data() + r * N, N, N, /*gather=*/true);
         }
       }
       for (int64_t r = 0; r < nb; ++r) {
@@ -169,14 +217,23 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
         acc_t* __restrict__ Ir = I.data() + r * N;
         acc_t* __restrict__ Ur = U.data() + r * N;
         const acc_t* __restrict__ rt = Rt.data() + r * N;
-#pragma GCC ivdep
+        const acc_t* __restrict__ kA = k.A.data();
+        const acc_t* __restrict__ kB = k.Be.data();
+        const acc_t* __restrict__ kG = k.G.data();
+        const acc_t* __restrict__ kT = k.Th.data();
+        io_t* __restrict__ Sbr = Sb.data();
+        uint8_t* __restrict__ Flr = Fl.data() + r * N;
+        if (t + 1 < p.T) prefetch_row(xt + p.x_st, N * int64_t(sizeof(io_t)));
+#pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < N; ++j) {
-          const LifConsts<acc_t> c{k.A[j], k.Be[j], k.G[j], k.Th[j]};
+          const LifConsts<acc_t> c{kA[j], kB[j], kG[j], kT[j]};
           acc_t i = Ir[j], u = Ur[j];
           rlif_step_fwd<R>(c, static_cast<acc_t>(xt[j]), rt[j], i, u);
           Ir[j] = i;
           Ur[j] = u;
-          Sb[j] = static_cast<io_t>(heaviside(u, c.thr));
+          const acc_t spike = heaviside(u, c.thr);
+          Sbr[j] = static_cast<io_t>(spike);
+          Flr[j] = spike != acc_t(0);
         }
         const int64_t off = (b * p.T + t) * N;
         stream_row(s + b * p.s_sb + t * p.s_st, Sb.data(), N);
@@ -224,6 +281,7 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
   std::vector<acc_t> cU(TN), cI(TN), cS(kDetach ? 0 : TN), gI(TN), rc(TN, acc_t(0));
   std::vector<acc_t> GA(kParams ? TN : 0), GB(kParams ? TN : 0), GT(kParams ? TN : 0);
   std::vector<io_t> Gx(N);
+  std::vector<uint8_t> Fl(N);  // S_{t-1} of the current row as 0/1 bytes, for dV
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b0 = item * tile, nb = std::min(tile, p.B - b0);
@@ -235,6 +293,7 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
       std::fill_n(GB.data(), nb * N, acc_t(0));
       std::fill_n(GT.data(), nb * N, acc_t(0));
     }
+    std::fill_n(rc.data(), nb * N, acc_t(0));  // no R_T: nothing recurrent reaches S_{T-1}
     for (int64_t t = p.T - 1; t >= 0; --t) {
       const bool rec_t = rec && t < p.T - 1;  // R_{t+1} exists: S_t fed step t+1
       if (rec_t) tile_gemm<acc_t>(nb, N, N, gI.data(), N, wt, N, rc.data(), N);
@@ -246,33 +305,48 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
         const acc_t* __restrict__ up = t > 0 ? ut - N : u0 + bn;
         const acc_t* __restrict__ it = kHasI ? i_saved + off : nullptr;
         const acc_t* __restrict__ ip = kHasI ? (t > 0 ? it - N : i0 + bn) : nullptr;
-        const acc_t* __restrict__ rcr = rc.data() + rn;
+        if (t > 0) {  // the rows of step t-1
+          prefetch_row(gst - p.gs_st, N * int64_t(sizeof(io_t)));
+          if (t > 1) prefetch_row(up - N, N * int64_t(sizeof(acc_t)));
+          if (kHasI && t > 1) prefetch_row(ip - N, N * int64_t(sizeof(acc_t)));
+        }
+        const acc_t* __restrict__ rcr = rc.data() + rn;  // zero unless rec_t
         acc_t* __restrict__ gIr = gI.data() + rn;
-#pragma GCC ivdep
+        acc_t* __restrict__ cUr = cU.data() + rn;
+        acc_t* __restrict__ cIr = cI.data() + rn;
+        acc_t* __restrict__ cSr = kDetach ? nullptr : cS.data() + rn;
+        acc_t* __restrict__ GAr = kParams ? GA.data() + rn : nullptr;
+        acc_t* __restrict__ GBr = kParams ? GB.data() + rn : nullptr;
+        acc_t* __restrict__ GTr = kParams ? GT.data() + rn : nullptr;
+        io_t* __restrict__ Gxr = Gx.data();
+        const acc_t* __restrict__ kA = k.A.data();
+        const acc_t* __restrict__ kB = k.Be.data();
+        const acc_t* __restrict__ kG = k.G.data();
+        const acc_t* __restrict__ kT = k.Th.data();
+#pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < N; ++j) {
-          const LifConsts<acc_t> c{k.A[j], k.Be[j], k.G[j], k.Th[j]};
-          LifGradCarry<acc_t> carry{cU[rn + j], cI[rn + j],
-                                    kDetach ? acc_t(0) : cS[kDetach ? 0 : rn + j]};
+          const LifConsts<acc_t> c{kA[j], kB[j], kG[j], kT[j]};
+          LifGradCarry<acc_t> carry{cUr[j], cIr[j], acc_t(0)};
+          if constexpr (!kDetach) carry.gS = cSr[j];
           acc_t i_t = acc_t(0);
           if constexpr (kHasI) i_t = it[j];
-          const acc_t g_in = static_cast<acc_t>(gst[j]);
-          const auto res = lif_step_bwd<R, SG, kDetach>(c, kk, rec_t ? g_in + rcr[j] : g_in,
-                                                        ut[j], up[j], i_t, carry);
-          cU[rn + j] = carry.gU;
-          cI[rn + j] = carry.gI;
-          if constexpr (!kDetach) cS[rn + j] = carry.gS;
+          const acc_t g_in = static_cast<acc_t>(gst[j]) + rcr[j];
+          const auto res = lif_step_bwd<R, SG, kDetach>(c, kk, g_in, ut[j], up[j], i_t, carry);
+          cUr[j] = carry.gU;
+          cIr[j] = carry.gI;
+          if constexpr (!kDetach) cSr[j] = carry.gS;
           gIr[j] = res.gx;
-          Gx[j] = static_cast<io_t>(res.gx);
+          Gxr[j] = static_cast<io_t>(res.gx);
           if constexpr (kParams) {
-            lif_param_grads<R>(c, norm, res, up[j], ip[j], i_t, GA[rn + j], GB[rn + j],
-                               GT[rn + j]);
+            lif_param_grads<R>(c, norm, res, up[j], ip[j], i_t, GAr[j], GBr[j], GTr[j]);
           }
         }
         stream_row(gx + b * p.gx_sb + t * p.gx_st, Gx.data(), N);
         if (dw != nullptr) {  // dV[j, :] += gI_t for every neuron j that spiked at t-1
-          for (int64_t j = 0; j < N; ++j) {
-            if (heaviside(up[j], k.Th[j]) != acc_t(0)) add_row(dw + j * N, gIr, N);
-          }
+          uint8_t* __restrict__ fl = Fl.data();
+#pragma GCC ivdep
+          for (int64_t j = 0; j < N; ++j) fl[j] = heaviside(up[j], kT[j]) != acc_t(0);
+          add_rows_flagged(dw, gIr, fl, N, N, /*gather=*/false);
         }
       }
     }

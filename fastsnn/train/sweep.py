@@ -16,8 +16,8 @@ each seed given by ``--seeds``. Written to ``--out`` (default
 machine, the two tables), ``sweep.json`` (every run: settings, test/val accuracy, rates, times)
 and ``surrogate_scale.png``, ``upper_bound.png``.
 
-Sized for a 2-core CPU with the fused backend (``--backend cpu``, the default): 15 + 7 runs of
-``--epochs`` epochs on the full data set. ``--quick`` is a seconds-long smoke test on a tiny
+Sized for a 2-core CPU with the fused backend (``--backend cpu``, the default): 27 + 7 runs
+per seed of ``--epochs`` epochs on the full data set. ``--quick`` is a seconds-long smoke test on a tiny
 task (what the tests run), not a measurement.
 """
 
@@ -38,7 +38,7 @@ import fastsnn
 from . import randman as R
 
 SHAPES = ("superspike", "sigmoid", "esser")
-SCALES = (0.1, 1.0, 10.0, 100.0, 1000.0)
+SCALES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 NU_UPPER = (None, 5.0, 2.0, 1.0, 0.5, 0.2, 0.1)
 EPOCHS = 8
 # the quick mode: a tiny task, seconds per run
