@@ -236,8 +236,13 @@ def run_once(call, x, G, mode):
         w.grad = None
     out, _ = call(x)
     out.backward(G)
+    return out, x.grad
+
+
+def all_grads(dx):
+    """dX and every rlif weight gradient as one vector, for the correctness gate (not timed)."""
     ws = [w.grad.flatten() for w in _WEIGHTS.values() if w.grad is not None]
-    return out, torch.cat([x.grad.flatten()] + ws) if ws else x.grad
+    return torch.cat([dx.flatten()] + ws) if ws else dx
 
 
 def rel_err(y, ref):
@@ -360,7 +365,9 @@ def measure(args, copy_gbps, progress=None):
             G = torch.randn(B, T, N, generator=g, device=args.device).to(dtype)
             nbuf = 1 if args.device == "cuda" else max(1, min(8, -(-ROTATE_BYTES // X.nbytes)))
             inputs[key] = ([X] + [X.clone() for _ in range(nbuf - 1)], G)
-            ref[key] = run_once(functools.partial(OPS[op], backend="torch"), X, G, "fwdbwd")
+            ref_out, ref_dx = run_once(functools.partial(OPS[op], backend="torch"), X, G,
+                                       "fwdbwd")
+            ref[key] = (ref_out, all_grads(ref_dx))
         xs, G = inputs[key]
         row = {"op": op, "mode": mode, "dtype": dname, "B": B, "T": T, "N": N,
                "provider": provider, "time_ms": None, "q20_ms": None, "q80_ms": None,
@@ -372,6 +379,7 @@ def measure(args, copy_gbps, progress=None):
             call = make_call(provider, op)
             if provider != "torch":
                 out, grad = run_once(call, xs[0], G, mode)
+                grad = all_grads(grad) if grad is not None else None
                 row["first_call_s"] = time.perf_counter() - t0
                 row["detail"] = check(op, mode, dtype, out, grad, *ref[key])
                 del out, grad
