@@ -99,6 +99,12 @@ SWEEPS = {  # device: (T sweep at fixed B, N), (B*N sweep at fixed T)
              [(B, 256, N) for B, N in ((16, 1024), (64, 4096), (128, 8192))]),
     "quick": ([(4, T, 64) for T in (8, 32)], [(B, 16, N) for B, N in ((2, 32), (4, 64), (8, 128))]),
 }
+# rlif's default sizes: the paper's Randman network and a wider layer (the CPU sizes),
+# and on CUDA B=256, T=1000, N in {128, 512, 1024}; its per-step N x N product makes the lif
+# sweep's N = 1024-2048 cases minutes long on a CPU.
+RLIF_SIZES = {"cpu": [(250, 100, 100), (64, 500, 512)],
+              "cuda": [(256, 1000, 128), (256, 1000, 512), (256, 1000, 1024)],
+              "quick": [(4, 8, 32), (2, 16, 16)]}
 ROTATE_BYTES = 64 << 20  # CPU: rotate input copies until they span this much memory
 COLUMNS = ["op", "mode", "dtype", "B", "T", "N", "provider", "time ms", "speedup vs torch",
            "neuron-steps/s", "peak mem", "saved B/step"]
@@ -135,6 +141,7 @@ def parse_args(argv=None):
         if bad:
             p.error(f"--{name}: unknown {bad}, expected some of {list(ok)}")
     a.dtypes = [DTYPES[d] for d in dtypes]
+    a.rlif_sizes = None  # rlif has its own default sizes (RLIF_SIZES); --sizes overrides both
     if a.sizes:
         try:
             a.sizes = [tuple(int(v) for v in s.split(",")) for s in a.sizes.split(";") if s.strip()]
@@ -145,6 +152,7 @@ def parse_args(argv=None):
     else:
         t_sweep, bn_sweep = SWEEPS["quick" if a.quick else a.device]
         a.sizes = list(dict.fromkeys(t_sweep + bn_sweep))
+        a.rlif_sizes = RLIF_SIZES["quick" if a.quick else a.device]
     if a.quick:
         a.reps, a.min_time = min(a.reps, 3), min(a.min_time, 0.02)
     # Fused backends that run on this device; Triton on the CPU only by name (interpreter, slow).
@@ -342,7 +350,7 @@ def model_bytes_per_step(op, mode, dtype):
 def cases(args):
     for op in args.ops:
         for dtype in args.dtypes:
-            for size in args.sizes:
+            for size in (args.rlif_sizes if op == "rlif" and args.rlif_sizes else args.sizes):
                 for mode in args.modes:
                     for provider in ["torch"] + args.backends:
                         if provider != "torch-compile" or compile_ref_on(args, size[1]):

@@ -138,3 +138,14 @@ def test_gate_bounds():
 def test_unknown_backend_is_an_error(tmp_path):
     with pytest.raises(SystemExit):
         run.parse_args(["--backends", "nonesuch", "--out", str(tmp_path)])
+
+
+def test_rlif_has_its_own_default_sizes():
+    a = run.parse_args(["--quick"])
+    assert a.rlif_sizes == run.RLIF_SIZES["quick"] and a.sizes != a.rlif_sizes
+    assert set(run.cases(a)) >= {("rlif", torch.float32, (4, 8, 32), "fwd", "torch")}
+    assert not any(op == "rlif" and size not in a.rlif_sizes
+                   for op, _, size, _, _ in run.cases(a))
+    a = run.parse_args(["--sizes", "2,3,4"])
+    assert a.rlif_sizes is None
+    assert {size for op, _, size, _, _ in run.cases(a) if op == "rlif"} == {(2, 3, 4)}
