@@ -210,3 +210,16 @@ def test_sweep_quick(tmp_path):
         assert 0.0 <= r["test_acc"] <= 1.0 and r["mean_hidden_rate_hz"] >= 0
     assert (out / "surrogate_scale.png").stat().st_size > 0
     assert (out / "upper_bound.png").stat().st_size > 0
+
+    # The tables keep the two parts apart: the upper part's "none" runs use the same surrogate
+    # and scale as a surrogate-part cell, and neither may leak into the other's numbers.
+    for r in rec["runs"]:
+        r["test_acc"] = 0.25 if r["part"] == "surrogate" else 0.75
+    (out / "sweep.json").write_text(json.dumps(rec))
+    (out / "sweep.md").unlink()
+    assert sweep.main(["--report-from", str(out / "sweep.json"), "--quiet"]) == 0
+    md = (out / "sweep.md").read_text()
+    none_row = next(ln for ln in md.splitlines() if ln.startswith("| none |"))
+    assert none_row.rstrip(" |").endswith("0.750")
+    ss_row = next(ln for ln in md.splitlines() if ln.startswith("| superspike |"))
+    assert "0.750" not in ss_row and "0.250" in ss_row

@@ -90,6 +90,8 @@ def build_parser():
                    help="a tiny task, 1 epoch, 2 scales, 2 bounds: a smoke test")
     p.add_argument("--quiet", action="store_true", help="no per-run lines")
     p.add_argument("--no-plots", dest="plots", action="store_false")
+    p.add_argument("--report-from", metavar="SWEEP_JSON", default=None,
+                   help="rewrite sweep.md and the plots from a saved sweep.json (no training)")
     return p
 
 
@@ -142,8 +144,8 @@ def surrogate_table(runs, shapes, scales, nseeds):
     for sh in shapes:
         cells = []
         for k in scales:
-            m, s = _mean_std([r["test_acc"] for r in runs
-                              if r["surrogate"] == sh and r["scale"] == k])
+            m, s = _mean_std([r["test_acc"] for r in runs if r["part"] == "surrogate"
+                              and r["surrogate"] == sh and r["scale"] == k])
             cells.append(_fmt(m, s, nseeds))
         lines.append(f"| {sh} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -154,7 +156,7 @@ def upper_table(runs, nus, nseeds):
              "mean count | silent neurons | test accuracy |",
              "| --- | --- | --- | --- | --- |"]
     for nu in nus:
-        sel = [r for r in runs if r["upper_nu"] == nu]
+        sel = [r for r in runs if r["part"] == "upper" and r["upper_nu"] == nu]
         rate, rs = _mean_std([r["mean_hidden_rate_hz"] for r in sel])
         cnt, _ = _mean_std([r["mean_hidden_count"] for r in sel])
         sil, _ = _mean_std([r["silent_fraction"] for r in sel])
@@ -172,8 +174,8 @@ def plot_surrogate(runs, shapes, scales, chance, path):
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for sh in shapes:
-        ms, ss = zip(*[_mean_std([r["test_acc"] for r in runs
-                                  if r["surrogate"] == sh and r["scale"] == k])
+        ms, ss = zip(*[_mean_std([r["test_acc"] for r in runs if r["part"] == "surrogate"
+                                  and r["surrogate"] == sh and r["scale"] == k])
                        for k in scales])
         ax.errorbar(scales, ms, yerr=ss, marker="o", capsize=3, label=sh)
     ax.axhline(chance, color="gray", ls=":", lw=1, label="chance")
@@ -197,7 +199,7 @@ def plot_upper(runs, nus, chance, path):
     fig, ax = plt.subplots(figsize=(6, 4))
     xs, ys = [], []
     for nu in nus:
-        sel = [r for r in runs if r["upper_nu"] == nu]
+        sel = [r for r in runs if r["part"] == "upper" and r["upper_nu"] == nu]
         ax.scatter([r["mean_hidden_rate_hz"] for r in sel], [r["test_acc"] for r in sel],
                    color="tab:gray", s=10, alpha=0.6)
         x, _ = _mean_std([r["mean_hidden_rate_hz"] for r in sel])
@@ -211,7 +213,7 @@ def plot_upper(runs, nus, chance, path):
     ax.set_xlabel("mean hidden firing rate on the test set (Hz)")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)
-    ax.set_xlim(left=0)
+    ax.set_xscale("log")  # the bounds step down geometrically
     ax.set_title("Randman: tightening the upper-bound regularizer")
     ax.legend()
     fig.tight_layout()
@@ -221,6 +223,12 @@ def plot_upper(runs, nus, chance, path):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.report_from:
+        with open(args.report_from) as f:
+            record = json.load(f)
+        write_report(record, os.path.dirname(os.path.abspath(args.report_from)), args.plots,
+                     args.quiet)
+        return 0
     parts = [s.strip() for s in args.parts.split(",") if s.strip()]
     bad = set(parts) - {"surrogate", "upper"}
     if bad or not parts:
@@ -274,7 +282,6 @@ def main(argv=None):
     total = time.perf_counter() - t_start
 
     cfg0 = run_config(args)
-    chance = 1.0 / cfg0.classes
     env = dict(torch=torch.__version__, fastsnn=fastsnn.__version__,
                python=sys.version.split()[0], platform=platform.platform(),
                processor=R.cpu_name(),
@@ -287,16 +294,27 @@ def main(argv=None):
                   total_time_s=total)
     with open(os.path.join(out, "sweep.json"), "w") as f:
         json.dump(record, f, indent=1)
+    write_report(record, out, args.plots, args.quiet)
+    return 0
 
+
+def write_report(record, out, plots=True, quiet=False):
+    """sweep.md (and the plots) from a sweep record (the content of sweep.json)."""
+    a, c, env = record["sweep"], record["base_config"], record["environment"]
+    runs, shapes, scales, seeds = (record["runs"], record["shapes"], record["scales"],
+                                   record["seeds"])
+    nus, date, total = record["nu_upper"], record["date"], record["total_time_s"]
+    parts = [p.strip() for p in a["parts"].split(",") if p.strip()]
+    chance = 1.0 / c["classes"]
     md = [f"# Randman robustness sweep ({date})", "",
           "Zenke & Vogels (2021) on Randman with fastsnn (`fastsnn.train.randman`), "
           "test accuracy after training.", "",
           f"- command: `{record['command']}`",
-          f"- base run: {cfg0.classes} classes, {cfg0.units} inputs, {cfg0.hidden} "
-          f"{'recurrent' if cfg0.recurrent else 'feed-forward'} LIF, {cfg0.steps} steps, "
-          f"{cfg0.epochs} epochs, batch {cfg0.batch_size}, lr {cfg0.lr:g}, backend "
-          f"`{args.backend}`, seeds {seeds}" + (" (**--quick: a smoke test, not a result**)"
-                                                if args.quick else ""),
+          f"- base run: {c['classes']} classes, {c['units']} inputs, {c['hidden']} "
+          f"{'recurrent' if c['recurrent'] else 'feed-forward'} LIF, {c['steps']} steps, "
+          f"{c['epochs']} epochs, batch {c['batch_size']}, lr {c['lr']:g}, backend "
+          f"`{a['backend']}`, seeds {seeds}" + (" (**--quick: a smoke test, not a result**)"
+                                                if a["quick"] else ""),
           f"- machine: {env['processor']}, {env['threads']} threads, torch {env['torch']}, "
           f"fastsnn {env['fastsnn']} (commit {env['commit']})",
           f"- total time: {total / 60:.1f} min for {len(runs)} runs; chance = {chance:.3f}", ""]
@@ -305,24 +323,23 @@ def main(argv=None):
                "Test accuracy (mean ± std over seeds when more than one). Scale semantics as "
                "in docs/SPEC.md: superspike 1/(k|x|+1)², sigmoid s(1-s) of s = σ(kx), esser "
                "max(0, 1-k|x|).", "", surrogate_table(runs, shapes, scales, len(seeds)), ""]
-        if args.plots:
+        if plots:
             plot_surrogate(runs, shapes, scales, chance, os.path.join(out, "surrogate_scale.png"))
             md += ["![test accuracy vs scale](surrogate_scale.png)", ""]
     if "upper" in parts:
         md += ["## Upper-bound regularizer", "",
-               f"`spike_count_upper` with strength {args.upper_strength:g} (power 2) on the "
+               f"`spike_count_upper` with strength {a['upper_strength']:g} (power 2) on the "
                f"population-mean spike count per neuron and trial, bound ν; "
-               f"{args.upper_surrogate} k={args.upper_scale:g}; the lower bound stays on. "
+               f"{a['upper_surrogate']} k={a['upper_scale']:g}; the lower bound stays on. "
                "Rates are on the test set.", "", upper_table(runs, nus, len(seeds)), ""]
-        if args.plots:
+        if plots:
             plot_upper(runs, nus, chance, os.path.join(out, "upper_bound.png"))
             md += ["![test accuracy vs firing rate](upper_bound.png)", ""]
     with open(os.path.join(out, "sweep.md"), "w") as f:
         f.write("\n".join(md))
-    if not args.quiet:
+    if not quiet:
         print("\n".join(md))
         print(f"wrote {os.path.abspath(out)}")
-    return 0
 
 
 if __name__ == "__main__":
