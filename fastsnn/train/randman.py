@@ -261,6 +261,10 @@ class Dist:
 
     def close(self):
         if self.owns_group and dist.is_initialized():
+            # Every rank finishes its collectives before any tears the group down: rank 0 hosts
+            # the rendezvous store, and a rank whose peers vanish mid-teardown can abort
+            # ("terminate called without an active exception", seen once in CI).
+            dist.barrier()
             dist.destroy_process_group()
 
 
