@@ -4,7 +4,8 @@
 
 One row of panels per op/mode; the left panel plots speedup against T (at the B*N with the most
 distinct T values), the right one against B*N (at the T with the most distinct B*N values). One
-line per provider (and dtype, by line style); the dashed line at 1 is the reference. Providers
+line per provider (and dtype, by line style); the dashed line at 1 is the reference. An op whose
+sizes form no such sweep (rlif's default sizes) gets one bar per size and provider instead. Providers
 with status MISMATCH or ERROR have no speedup and are not drawn.
 """
 
@@ -36,6 +37,32 @@ def _sweep(rows, fixed, varying):
     return best if len({varying(r) for r in best}) >= 2 else []
 
 
+def _bars(ax, sel, title, providers, dtypes, colors):
+    """Sizes that form no sweep (e.g. rlif's two default sizes): one bar per size and provider."""
+    sizes = list(dict.fromkeys((r["B"], r["T"], r["N"]) for r in sel))
+    series = [(p, d) for p in providers for d in dtypes
+              if any(r["provider"] == p and r["dtype"] == d for r in sel)]
+    width = 0.8 / max(len(series), 1)
+    for i, (p, d) in enumerate(series):
+        xs, ys = [], []
+        for j, size in enumerate(sizes):
+            r = next((r for r in sel if (r["B"], r["T"], r["N"]) == size
+                      and r["provider"] == p and r["dtype"] == d), None)
+            if r is not None:
+                xs.append(j + (i - (len(series) - 1) / 2) * width)
+                ys.append(r["speedup"])
+        bars = ax.bar(xs, ys, width, color=colors[p], alpha=0.8 if dtypes.index(d) == 0 else 0.5,
+                      label=p + (f" {d}" if len(dtypes) > 1 else ""))
+        ax.bar_label(bars, fmt="%.1fx", fontsize=8)
+    ax.axhline(1.0, color="gray", ls="--", lw=1)
+    ax.set_xticks(range(len(sizes)), [f"B={b} T={t} N={n}" for b, t, n in sizes])
+    ax.set_ylabel("speedup vs torch (eager)")
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+
+
 def plot(json_path, png_path):
     with open(json_path) as f:
         data = json.load(f)
@@ -49,6 +76,10 @@ def plot(json_path, png_path):
                  ("B*N", lambda r: r["B"] * r["N"], lambda r: r["T"], "T")]
     for (op, mode), ax_row in zip(panels, axes):
         sel = [r for r in rows if (r["op"], r["mode"]) == (op, mode)]
+        if not any(_sweep(sel, fixval, xval) for _, xval, fixval, _ in axis_defs):
+            _bars(ax_row[0], sel, f"{op} {mode}", providers, dtypes, colors)
+            ax_row[1].axis("off")
+            continue
         for ax, (xlabel, xval, fixval, fixlabel) in zip(ax_row, axis_defs):
             sweep = _sweep(sel, fixval, xval)
             ax.set_title(f"{op} {mode}" + (f" ({fixlabel} = {fixval(sweep[0])})" if sweep else ""))
@@ -78,7 +109,7 @@ def plot(json_path, png_path):
                 ax.legend(fontsize=8)
     fig.suptitle(f"fastsnn: {hdr.get('device_name', hdr.get('device'))}, torch {hdr.get('torch')}"
                  f", {hdr.get('date', '')}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the suptitle
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
     return png_path

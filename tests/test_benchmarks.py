@@ -149,3 +149,16 @@ def test_rlif_has_its_own_default_sizes():
     a = run.parse_args(["--sizes", "2,3,4"])
     assert a.rlif_sizes is None
     assert {size for op, _, size, _, _ in run.cases(a) if op == "rlif"} == {(2, 3, 4)}
+
+
+def test_plot_draws_bars_for_sizes_without_a_sweep(tmp_path):
+    from benchmarks.plot import plot
+
+    rows = [dict(op="rlif", mode="fwdbwd", dtype="float32", B=B, T=T, N=N, provider=p,
+                 speedup=s) for (B, T, N), p, s in [((250, 100, 100), "torch", 1.0),
+                                                   ((250, 100, 100), "cpu", 6.5),
+                                                   ((64, 500, 512), "torch", 1.0),
+                                                   ((64, 500, 512), "cpu", 4.5)]]
+    (tmp_path / "r.json").write_text(json.dumps({"header": {"device": "cpu"}, "rows": rows}))
+    png = plot(str(tmp_path / "r.json"), str(tmp_path / "s.png"))
+    assert open(png, "rb").read()[:8] == b"\x89PNG\r\n\x1a\n"
