@@ -331,6 +331,42 @@ _BWD_SCHEMA = (
     "Tensor grad_threshold)")
 
 
+def check_fwd_args(op, x, alpha, beta, threshold, i0, u0, reset):
+    """The lif_fwd argument checks (shared with rlif): x with unit neuron stride, the accumulation
+    dtype, and alpha, beta, threshold [N], i0, u0 [B, N] in it, contiguous."""
+    check_btn(x, op, "x")
+    check_code(reset, 2, op, "reset")
+    x = unit_neuron_stride(x)
+    B, T, N = x.shape
+    acc = acc_dtype(x.dtype)
+    a, b, th = acc_args(x, acc, (N,), op, alpha=alpha, beta=beta, threshold=threshold)
+    i0, u0 = acc_args(x, acc, (B, N), op, i0=i0, u0=u0)
+    return x, acc, a, b, th, i0, u0
+
+
+def check_bwd_args(op, grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, beta,
+                   threshold, reset, detach_reset, surrogate, param_grads):
+    """The lif_bwd argument checks (shared with rlif): grad_s with unit neuron stride, the
+    accumulation dtype, the saved tensors and states in it, and whether I_t is read."""
+    check_btn(grad_s, op, "grad_s")
+    check_code(reset, 2, op, "reset")
+    check_code(surrogate, 5, op, "surrogate")
+    gs = unit_neuron_stride(grad_s)
+    B, T, N = gs.shape
+    acc = acc_dtype(gs.dtype)
+    us = acc_arg(u_saved, gs, acc, (B, T, N), op, "u_saved")
+    has_i = i_saved.dim() == 3  # absent tensors are passed as empty (0,)
+    need_i = param_grads or (reset == 0 and not detach_reset)
+    if need_i and not has_i:
+        raise ValueError(f"{op}: i_saved is required for parameter gradients and the undetached "
+                         "zero reset")
+    is_ = acc_arg(i_saved, gs, acc, (B, T, N), op, "i_saved") if has_i else i_saved
+    gi, gu, i0, u0 = acc_args(gs, acc, (B, N), op, grad_iT=grad_iT, grad_uT=grad_uT, i0=i0,
+                              u0=u0)
+    a, b, th = acc_args(gs, acc, (N,), op, alpha=alpha, beta=beta, threshold=threshold)
+    return gs, acc, us, is_, need_i, gi, gu, i0, u0, a, b, th
+
+
 def _fwd_outputs(x, save_u, save_i):
     # x [B, T, N] with unit neuron stride
     B, T, N = x.shape
@@ -349,14 +385,9 @@ def _bwd_outputs(gs, param_grads):
 @torch.library.custom_op("fastsnn::lif_fwd_triton", mutates_args=(), schema=_FWD_SCHEMA)
 def lif_fwd_triton(x, alpha, beta, threshold, i0, u0, reset, normalize_input, save_u, save_i):
     """torch.ops.fastsnn.lif_fwd on the Triton kernels: S, I_T, U_T, u_saved, i_saved."""
-    op = "fastsnn::lif_fwd_triton"
-    check_btn(x, op, "x")
-    check_code(reset, 2, op, "reset")
-    x = unit_neuron_stride(x)
-    B, T, N = x.shape
-    acc = acc_dtype(x.dtype)
-    a, b, th = acc_args(x, acc, (N,), op, alpha=alpha, beta=beta, threshold=threshold)
-    i0, u0 = acc_args(x, acc, (B, N), op, i0=i0, u0=u0)
+    x, _, a, b, th, i0, u0 = check_fwd_args("fastsnn::lif_fwd_triton", x, alpha, beta,
+                                            threshold, i0, u0, reset)
+    T, N = x.shape[1:]
     s, iT, uT, u_saved, i_saved = out = _fwd_outputs(x, save_u, save_i)
     # absent saved tensors get a stand-in pointer that the constexpr flags never touch
     launch(lif_fwd_kernel, x,
@@ -376,23 +407,10 @@ def lif_bwd_triton(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, be
                    reset, detach_reset, surrogate, scale, normalize_input, param_grads):
     """torch.ops.fastsnn.lif_bwd on the Triton kernels: grads of x, i0, u0 and the
     (B, N) partials of alpha, beta, threshold (empty (0,) tensors unless param_grads)."""
-    op = "fastsnn::lif_bwd_triton"
-    check_btn(grad_s, op, "grad_s")
-    check_code(reset, 2, op, "reset")
-    check_code(surrogate, 5, op, "surrogate")
-    gs = unit_neuron_stride(grad_s)
-    B, T, N = gs.shape
-    acc = acc_dtype(gs.dtype)
-    us = acc_arg(u_saved, gs, acc, (B, T, N), op, "u_saved")
-    has_i = i_saved.dim() == 3  # absent tensors are passed as empty (0,)
-    need_i = param_grads or (reset == 0 and not detach_reset)
-    if need_i and not has_i:
-        raise ValueError(f"{op}: i_saved is required for parameter gradients and the undetached "
-                         "zero reset")
-    is_ = acc_arg(i_saved, gs, acc, (B, T, N), op, "i_saved") if has_i else i_saved
-    gi, gu, i0, u0 = acc_args(gs, acc, (B, N), op, grad_iT=grad_iT, grad_uT=grad_uT, i0=i0,
-                              u0=u0)
-    a, b, th = acc_args(gs, acc, (N,), op, alpha=alpha, beta=beta, threshold=threshold)
+    gs, acc, us, is_, need_i, gi, gu, i0, u0, a, b, th = check_bwd_args(
+        "fastsnn::lif_bwd_triton", grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha,
+        beta, threshold, reset, detach_reset, surrogate, param_grads)
+    T, N = gs.shape[1:]
     gx, gi0, gu0, ga, gb, gt = out = _bwd_outputs(gs, param_grads)
     # the scale in the acc dtype: a Python float reaches a Triton kernel as float32
     k = torch.full((1,), scale, dtype=acc, device=gs.device)

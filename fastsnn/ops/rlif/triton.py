@@ -75,7 +75,7 @@ import triton
 import triton.language as tl
 
 from ..._validate import acc_dtype
-from ..lif.triton import (acc_arg, acc_args, check_btn, check_code, heaviside, launch_config,
+from ..lif.triton import (acc_arg, check_bwd_args, check_fwd_args, heaviside, launch_config,
                           surrogate_grad, tl_acc, unit_neuron_stride)
 
 BLOCK_B = 16  # batch rows per program (tl.dot needs >= 16)
@@ -533,14 +533,9 @@ def rlif_fwd_triton(x, weight_rec, alpha, beta, threshold, i0, u0, reset, normal
                     save_u, save_i):
     """torch.ops.fastsnn.rlif_fwd on the Triton kernels: S, I_T, U_T, u_saved, i_saved."""
     op = "fastsnn::rlif_fwd_triton"
-    check_btn(x, op, "x")
-    check_code(reset, 2, op, "reset")
-    x = unit_neuron_stride(x)
+    x, acc, a, b, th, i0, u0 = check_fwd_args(op, x, alpha, beta, threshold, i0, u0, reset)
     B, T, N = x.shape
-    acc = acc_dtype(x.dtype)
     w = acc_arg(weight_rec, x, acc, (N, N), op, "weight_rec")
-    a, b, th = acc_args(x, acc, (N,), op, alpha=alpha, beta=beta, threshold=threshold)
-    i0, u0 = acc_args(x, acc, (B, N), op, i0=i0, u0=u0)
     s, iT, uT, u_saved, i_saved = out = _fwd_outputs(x, save_u, save_i)
     sc = scratch(x, 2, N) if B * N and plan(N)[0] else iT  # spikes of the chunked path
     # absent saved tensors get a stand-in pointer that the constexpr flags never touch
@@ -565,23 +560,11 @@ def rlif_bwd_triton(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, weight_r
     of alpha, beta, threshold (empty (0,) unless param_grads) and dV (N, N) (empty (0,) unless
     weight_grad)."""
     op = "fastsnn::rlif_bwd_triton"
-    check_btn(grad_s, op, "grad_s")
-    check_code(reset, 2, op, "reset")
-    check_code(surrogate, 5, op, "surrogate")
-    gs = unit_neuron_stride(grad_s)
+    gs, acc, us, is_, need_i, gi, gu, i0, u0, a, b, th = check_bwd_args(
+        op, grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, beta, threshold, reset,
+        detach_reset, surrogate, param_grads)
     B, T, N = gs.shape
-    acc = acc_dtype(gs.dtype)
-    us = acc_arg(u_saved, gs, acc, (B, T, N), op, "u_saved")
-    has_i = i_saved.dim() == 3  # absent tensors are passed as empty (0,)
-    need_i = param_grads or (reset == 0 and not detach_reset)
-    if need_i and not has_i:
-        raise ValueError(f"{op}: i_saved is required for parameter gradients and the undetached "
-                         "zero reset")
-    is_ = acc_arg(i_saved, gs, acc, (B, T, N), op, "i_saved") if has_i else i_saved
-    gi, gu, i0, u0 = acc_args(gs, acc, (B, N), op, grad_iT=grad_iT, grad_uT=grad_uT, i0=i0,
-                              u0=u0)
     w = acc_arg(weight_rec, gs, acc, (N, N), op, "weight_rec")
-    a, b, th = acc_args(gs, acc, (N,), op, alpha=alpha, beta=beta, threshold=threshold)
     gx, gi0, gu0, ga, gb, gt, gw = out = _bwd_outputs(gs, param_grads, weight_grad)
     chunked, _ = plan(N)
     recur = not detach_recurrent
