@@ -2,6 +2,7 @@
 // cpu_block), the time loop inside each, the neuron loop innermost so it vectorizes. The kernel
 // bodies (lif_cpu_kernels.h, li_cpu_kernels.h) are compiled per instruction set (cpu_isa.h).
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -51,7 +52,11 @@ void li_bwd_cpu(const LiBwdParams& p, IoType io) {
 }
 
 // rlif: batch rows per work item (a tile shares each step's product with V), and a contiguous
-// run of tiles per thread. Small problems stay on one thread.
+// run of tiles per task. Small problems stay on one thread. With several threads there are up
+// to four runs per thread, handed out in order as threads come free: on a shared machine a
+// thread that loses its core for a while no longer holds up the other (a static split made
+// the other wait in the parallel region's barrier). Which thread walks a run never changes
+// what the run computes, so results stay bitwise reproducible.
 static int64_t rlif_tile(int64_t B, int64_t threads) {
   const int64_t per_thread = (B + threads - 1) / std::max<int64_t>(threads, 1);
   return std::clamp<int64_t>(per_thread, 1, 8);
@@ -59,7 +64,21 @@ static int64_t rlif_tile(int64_t B, int64_t threads) {
 
 static int64_t rlif_runs(int64_t B, int64_t T, int64_t N, int64_t tiles, int64_t threads) {
   const int64_t work = B * T * N * std::max<int64_t>(N / 16, 1);
-  return std::clamp<int64_t>(work >> 16, 1, std::min(threads, tiles));
+  const int64_t most = threads > 1 ? std::min(tiles, 4 * threads) : 1;
+  return std::clamp<int64_t>(work >> 16, 1, most);
+}
+
+// fn(r) for r in [0, runs), each on whichever thread takes it next.
+template <typename F>
+static void for_each_run(int64_t runs, int64_t threads, const F& fn) {
+  if (runs <= 1) {
+    if (runs == 1) fn(int64_t(0));
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min(runs, threads), 1, [&](int64_t, int64_t) {
+    for (int64_t r = next.fetch_add(1); r < runs; r = next.fetch_add(1)) fn(r);
+  });
 }
 
 void rlif_fwd_cpu(const RlifFwdParams& p, IoType io) {
@@ -68,14 +87,12 @@ void rlif_fwd_cpu(const RlifFwdParams& p, IoType io) {
   const int64_t tile = rlif_tile(q.B, threads), tiles = (q.B + tile - 1) / tile;
   const int64_t runs = rlif_runs(q.B, q.T, q.N, tiles, threads);
   const bool avx2 = cpu_use_avx2();
-  at::parallel_for(0, runs, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r * tiles / runs, e = (r + 1) * tiles / runs;
-      if (avx2) {
-        FASTSNN_AVX2_OR_BASE(rlif_fwd_items)(p, io, tile, b, e);
-      } else {
-        base::rlif_fwd_items(p, io, tile, b, e);
-      }
+  for_each_run(runs, threads, [&](int64_t r) {
+    const int64_t b = r * tiles / runs, e = (r + 1) * tiles / runs;
+    if (avx2) {
+      FASTSNN_AVX2_OR_BASE(rlif_fwd_items)(p, io, tile, b, e);
+    } else {
+      base::rlif_fwd_items(p, io, tile, b, e);
     }
   });
 }
@@ -95,16 +112,14 @@ void rlif_bwd_cpu(const RlifBwdParams& p, IoType io) {
     if (p.gw == nullptr) return nullptr;
     return r == 0 ? p.gw : partials.data() + (r - 1) * NN * elt;
   };
-  at::parallel_for(0, runs, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r * tiles / runs, e = (r + 1) * tiles / runs;
-      void* dw = partial(r);
-      if (dw != nullptr) std::memset(dw, 0, NN * elt);
-      if (avx2) {
-        FASTSNN_AVX2_OR_BASE(rlif_bwd_items)(p, io, tile, b, e, dw);
-      } else {
-        base::rlif_bwd_items(p, io, tile, b, e, dw);
-      }
+  for_each_run(runs, threads, [&](int64_t r) {
+    const int64_t b = r * tiles / runs, e = (r + 1) * tiles / runs;
+    void* dw = partial(r);
+    if (dw != nullptr) std::memset(dw, 0, NN * elt);
+    if (avx2) {
+      FASTSNN_AVX2_OR_BASE(rlif_bwd_items)(p, io, tile, b, e, dw);
+    } else {
+      base::rlif_bwd_items(p, io, tile, b, e, dw);
     }
   });
   if (p.gw == nullptr || runs == 1) return;

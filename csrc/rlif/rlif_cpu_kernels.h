@@ -18,11 +18,14 @@ namespace fastsnn {
 namespace FASTSNN_CPU_ISA {
 
 #if defined(FASTSNN_CPU_FMA)
-// One panel of tile_gemm: C[:, j0:j0+16) for all M rows; kMasked for the last, narrower panel
-// (loads and stores through lane masks, so nothing past column N is touched).
-template <bool kMasked>
+// One panel of tile_gemm: C[:, j0:j0+W) for all M rows, W = 16 (two vectors) or 8 (one, for
+// a last panel of at most 8 columns); kMasked for the last, narrower panel (loads and stores
+// through lane masks, so nothing past column N is touched).
+template <bool kMasked, int W>
 inline void gemm_panel_f32(int64_t M, int64_t K, const float* A, int64_t lda, const float* Bm,
                            int64_t ldb, float* C, int64_t ldc, int64_t j0, int64_t w) {
+  static_assert(W == 8 || W == 16, "panel width");
+  constexpr bool kTwo = W == 16;
   alignas(32) int32_t lanes[16];
   for (int i = 0; i < 16; ++i) lanes[i] = i < w ? -1 : 0;
   const __m256i m0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
@@ -50,29 +53,32 @@ inline void gemm_panel_f32(int64_t M, int64_t K, const float* A, int64_t lda, co
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     const float* bp = Bm + j0;
     for (int64_t k = 0; k < K; ++k, bp += ldb) {
-      const __m256 b0 = load(bp, m0), b1 = load(bp + 8, m1);
-      __m256 x = _mm256_broadcast_ss(a0 + k);
-      c00 = _mm256_fmadd_ps(x, b0, c00);
-      c01 = _mm256_fmadd_ps(x, b1, c01);
-      x = _mm256_broadcast_ss(a1 + k);
-      c10 = _mm256_fmadd_ps(x, b0, c10);
-      c11 = _mm256_fmadd_ps(x, b1, c11);
-      x = _mm256_broadcast_ss(a2 + k);
-      c20 = _mm256_fmadd_ps(x, b0, c20);
-      c21 = _mm256_fmadd_ps(x, b1, c21);
-      x = _mm256_broadcast_ss(a3 + k);
-      c30 = _mm256_fmadd_ps(x, b0, c30);
-      c31 = _mm256_fmadd_ps(x, b1, c31);
+      const __m256 b0 = load(bp, m0);
+      const __m256 x0 = _mm256_broadcast_ss(a0 + k), x1 = _mm256_broadcast_ss(a1 + k);
+      const __m256 x2 = _mm256_broadcast_ss(a2 + k), x3 = _mm256_broadcast_ss(a3 + k);
+      c00 = _mm256_fmadd_ps(x0, b0, c00);
+      c10 = _mm256_fmadd_ps(x1, b0, c10);
+      c20 = _mm256_fmadd_ps(x2, b0, c20);
+      c30 = _mm256_fmadd_ps(x3, b0, c30);
+      if constexpr (kTwo) {
+        const __m256 b1 = load(bp + 8, m1);
+        c01 = _mm256_fmadd_ps(x0, b1, c01);
+        c11 = _mm256_fmadd_ps(x1, b1, c11);
+        c21 = _mm256_fmadd_ps(x2, b1, c21);
+        c31 = _mm256_fmadd_ps(x3, b1, c31);
+      }
     }
     float* c = C + r * ldc + j0;
     store(c, m0, c00);
-    store(c + 8, m1, c01);
     store(c + ldc, m0, c10);
-    store(c + ldc + 8, m1, c11);
     store(c + 2 * ldc, m0, c20);
-    store(c + 2 * ldc + 8, m1, c21);
     store(c + 3 * ldc, m0, c30);
-    store(c + 3 * ldc + 8, m1, c31);
+    if constexpr (kTwo) {
+      store(c + 8, m1, c01);
+      store(c + ldc + 8, m1, c11);
+      store(c + 2 * ldc + 8, m1, c21);
+      store(c + 3 * ldc + 8, m1, c31);
+    }
   }
   for (; r < M; ++r) {
     const float* a0 = A + r * lda;
@@ -81,10 +87,10 @@ inline void gemm_panel_f32(int64_t M, int64_t K, const float* A, int64_t lda, co
     for (int64_t k = 0; k < K; ++k, bp += ldb) {
       const __m256 x = _mm256_broadcast_ss(a0 + k);
       c00 = _mm256_fmadd_ps(x, load(bp, m0), c00);
-      c01 = _mm256_fmadd_ps(x, load(bp + 8, m1), c01);
+      if constexpr (kTwo) c01 = _mm256_fmadd_ps(x, load(bp + 8, m1), c01);
     }
     store(C + r * ldc + j0, m0, c00);
-    store(C + r * ldc + j0 + 8, m1, c01);
+    if constexpr (kTwo) store(C + r * ldc + j0 + 8, m1, c01);
   }
 }
 #endif
@@ -100,8 +106,14 @@ void tile_gemm(int64_t M, int64_t N, int64_t K, const acc_t* A, int64_t lda, con
 #if defined(FASTSNN_CPU_FMA)
   if constexpr (std::is_same_v<acc_t, float>) {
     int64_t j0 = 0;
-    for (; j0 + 16 <= N; j0 += 16) gemm_panel_f32<false>(M, K, A, lda, Bm, ldb, C, ldc, j0, 16);
-    if (j0 < N) gemm_panel_f32<true>(M, K, A, lda, Bm, ldb, C, ldc, j0, N - j0);
+    for (; j0 + 16 <= N; j0 += 16) {
+      gemm_panel_f32<false, 16>(M, K, A, lda, Bm, ldb, C, ldc, j0, 16);
+    }
+    if (j0 + 8 <= N) {
+      gemm_panel_f32<false, 8>(M, K, A, lda, Bm, ldb, C, ldc, j0, 8);
+      j0 += 8;
+    }
+    if (j0 < N) gemm_panel_f32<true, 8>(M, K, A, lda, Bm, ldb, C, ldc, j0, N - j0);
     return;
   }
 #endif
@@ -127,30 +139,58 @@ inline void prefetch_row(const void* ptr, int64_t bytes) {
 // dst[0:n) += src[0:n)
 template <typename acc_t>
 inline void add_row(acc_t* __restrict__ dst, const acc_t* __restrict__ src, int64_t n) {
+#if defined(FASTSNN_CPU_FMA)
+  if constexpr (std::is_same_v<acc_t, float>) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      const __m256 a = _mm256_add_ps(_mm256_loadu_ps(dst + j), _mm256_loadu_ps(src + j));
+      const __m256 b = _mm256_add_ps(_mm256_loadu_ps(dst + j + 8), _mm256_loadu_ps(src + j + 8));
+      _mm256_storeu_ps(dst + j, a);
+      _mm256_storeu_ps(dst + j + 8, b);
+    }
+    if (j + 8 <= n) {
+      _mm256_storeu_ps(dst + j, _mm256_add_ps(_mm256_loadu_ps(dst + j), _mm256_loadu_ps(src + j)));
+      j += 8;
+    }
+    for (; j < n; ++j) dst[j] += src[j];
+    return;
+  }
+#endif
 #pragma GCC ivdep
   for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
 }
 
-// dst[j, :] += src for every j < n with flag[j] != 0 (rows of dst of length len). The flags
-// are one byte per neuron, tested eight at a time: with sparse spikes most words are zero.
-template <typename acc_t>
-inline void add_rows_flagged(acc_t* dst, const acc_t* src, const uint8_t* flag, int64_t n,
-                             int64_t len, bool gather) {
-  for (int64_t j0 = 0; j0 < n; j0 += 8) {
-    uint64_t word = 0;
-    std::memcpy(&word, flag + j0, static_cast<size_t>(std::min<int64_t>(8, n - j0)));
-    while (word != 0) {
-      const int64_t j = j0 + (__builtin_ctzll(word) >> 3);
-      word &= word - 1;  // clears the lowest set bit: each flag byte is 0 or 1
-      if (gather) {
-        add_row(dst, src + j * len, len);  // dst (one row) += src row j
-      } else {
-        add_row(dst + j * len, src, len);  // dst row j += src (one row)
+// Spike flags: one byte per neuron (0 or 1), a row padded with zero bytes to flag_stride(n),
+// so the scan below reads whole 32-byte groups.
+inline int64_t flag_stride(int64_t n) { return (n + 31) / 32 * 32; }
+
+// fn(j) for every j < n with flag[j] != 0, in ascending j. With sparse spikes most 32-byte
+// groups are zero and cost one test.
+template <typename F>
+inline void for_each_flag(const uint8_t* flag, int64_t n, F&& fn) {
+  for (int64_t j0 = 0; j0 < n; j0 += 32) {
+#if defined(FASTSNN_CPU_FMA)
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(flag + j0));
+    uint32_t bits = ~static_cast<uint32_t>(
+        _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_setzero_si256())));
+    while (bits != 0) {
+      fn(j0 + __builtin_ctz(bits));
+      bits &= bits - 1;
+    }
+#else
+    uint64_t w[4];
+    std::memcpy(w, flag + j0, 32);
+    if ((w[0] | w[1] | w[2] | w[3]) == 0) continue;
+    for (int q = 0; q < 4; ++q) {
+      uint64_t word = w[q];
+      while (word != 0) {
+        fn(j0 + 8 * q + (__builtin_ctzll(word) >> 3));
+        word &= word - 1;  // each flag byte is 0 or 1: clears that byte
       }
     }
+#endif
   }
 }
-
 
 // Per-neuron constants [N] of a call, loaded once per work run.
 template <typename acc_t>
@@ -186,7 +226,8 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
   const RlifConstRows<acc_t> k(p);
   std::vector<acc_t> I(tile * N), U(tile * N), Rt(tile * N);
   std::vector<acc_t> Sd(rp.dense_product ? tile * N : 0);  // S_{t-1} of the tile, dense path
-  std::vector<uint8_t> Fl(tile * N);  // S_{t-1} of the tile's rows as 0/1 bytes
+  const int64_t FS = flag_stride(N);
+  std::vector<uint8_t> Fl(tile * FS, 0);  // S_{t-1} of the tile's rows as 0/1 bytes
   std::vector<io_t> Sb(N);
 
   for (int64_t item = begin; item < end; ++item) {
@@ -194,7 +235,7 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
     for (int64_t r = 0; r < nb; ++r) {
       std::copy_n(i0 + (b0 + r) * N, N, I.data() + r * N);
       std::copy_n(u0 + (b0 + r) * N, N, U.data() + r * N);
-      for (int64_t j = 0; j < N; ++j) Fl[r * N + j] = heaviside(U[r * N + j], k.Th[j]) != 0;
+      for (int64_t j = 0; j < N; ++j) Fl[r * FS + j] = heaviside(U[r * N + j], k.Th[j]) != 0;
     }
     for (int64_t t = 0; t < p.T; ++t) {
       // R_t = S_{t-1} @ V for every row of the tile, S_{t-1} recomputed from U_{t-1}.
@@ -208,7 +249,7 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
         for (int64_t r = 0; r < nb; ++r) {
           acc_t* rt = Rt.data() + r * N;
           std::fill_n(rt, N, acc_t(0));
-          add_rows_flagged(rt, w, Fl.data() + r * N, N, N, /*gather=*/true);
+          for_each_flag(Fl.data() + r * FS, N, [&](int64_t j) { add_row(rt, w + j * N, N); });
         }
       }
       for (int64_t r = 0; r < nb; ++r) {
@@ -222,7 +263,7 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
         const acc_t* __restrict__ kG = k.G.data();
         const acc_t* __restrict__ kT = k.Th.data();
         io_t* __restrict__ Sbr = Sb.data();
-        uint8_t* __restrict__ Flr = Fl.data() + r * N;
+        uint8_t* __restrict__ Flr = Fl.data() + r * FS;
         if (t + 1 < p.T) prefetch_row(xt + p.x_st, N * int64_t(sizeof(io_t)));
 #pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < N; ++j) {
@@ -281,7 +322,7 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
   std::vector<acc_t> cU(TN), cI(TN), cS(kDetach ? 0 : TN), gI(TN), rc(TN, acc_t(0));
   std::vector<acc_t> GA(kParams ? TN : 0), GB(kParams ? TN : 0), GT(kParams ? TN : 0);
   std::vector<io_t> Gx(N);
-  std::vector<uint8_t> Fl(N);  // S_{t-1} of the current row as 0/1 bytes, for dV
+  std::vector<uint8_t> Fl(flag_stride(N), 0);  // S_{t-1} of the current row, for dV
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b0 = item * tile, nb = std::min(tile, p.B - b0);
@@ -346,7 +387,7 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
           uint8_t* __restrict__ fl = Fl.data();
 #pragma GCC ivdep
           for (int64_t j = 0; j < N; ++j) fl[j] = heaviside(up[j], kT[j]) != acc_t(0);
-          add_rows_flagged(dw, gIr, fl, N, N, /*gather=*/false);
+          for_each_flag(fl, N, [&](int64_t j) { add_row(dw + j * N, gIr, N); });
         }
       }
     }
