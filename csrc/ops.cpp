@@ -35,6 +35,10 @@ TORCH_LIBRARY(fastsnn, m) {
       "bool normalize_input, bool param_grads, bool weight_grad) "
       "-> (Tensor grad_x, Tensor grad_i0, Tensor grad_u0, Tensor grad_alpha, Tensor grad_beta, "
       "Tensor grad_threshold, Tensor grad_weight_rec)");
+  m.def("spike_linear_fwd(Tensor x, Tensor weight) -> Tensor");
+  m.def(
+      "spike_linear_bwd(Tensor grad_y, Tensor x, Tensor weight, bool input_grad, "
+      "bool weight_grad) -> (Tensor grad_x, Tensor grad_weight)");
   m.def("cpu_pool_cached_bytes() -> int", &fastsnn::cpu_pool_cached_bytes);
   m.def("empty_cache() -> ()", &fastsnn::cpu_pool_empty_cache);
   m.def("set_poison(bool on) -> ()", &fastsnn::set_poison);

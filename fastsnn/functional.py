@@ -1,4 +1,5 @@
-"""Public functions of SPEC section 3: ``lif``, ``rlif`` and ``li`` with the backends behind them."""
+"""Public functions of SPEC section 3: ``lif``, ``rlif`` and ``li`` with the backends behind them,
+and ``spike_linear`` (a linear layer over spike inputs)."""
 
 import torch
 
@@ -10,6 +11,7 @@ from .ops.li.ref import li_ref_btn
 from .ops.lif.function import lif_fused_btn
 from .ops.lif.ref import lif_ref_btn
 from .ops.rlif.function import rlif_fused_btn
+from .ops.spike_linear import spike_linear  # noqa: F401  (public: fastsnn.spike_linear)
 
 
 def _empty_time(X, state, B, N):

@@ -20,6 +20,9 @@ namespace fastsnn {
   void rlif_fwd_items(const RlifFwdParams& p, IoType io, int64_t tile, int64_t b, int64_t e); \
   void rlif_bwd_items(const RlifBwdParams& p, IoType io, int64_t tile, int64_t b, int64_t e,  \
                       void* dw);                                                             \
+  void spike_linear_fwd_rows(const SpikeLinearParams& p, IoType io, int64_t b, int64_t e);    \
+  void spike_linear_gwt_rows(const SpikeLinearParams& p, IoType io, int64_t b, int64_t e,     \
+                             void* gwt);                                                     \
   }
 
 FASTSNN_DECLARE_CPU_ISA(base)

@@ -138,6 +138,61 @@ void rlif_bwd_cpu(const RlifBwdParams& p, IoType io) {
   }
 }
 
+// spike_linear: rows in parallel (dL/dx is at::mm in the host). dL/dw: the rows are cut into a fixed number of ranges (set
+// by the shape, not the thread count or timing), each gathers into its own zeroed [K, M]
+// partial, and the partials are summed in range order and transposed into gw [M, K].
+static int64_t spike_linear_grain(int64_t K, int64_t M) {
+  return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(K + M, 1));
+}
+
+void spike_linear_fwd_cpu(const SpikeLinearParams& p, IoType io) {
+  const bool avx2 = cpu_use_avx2();
+  at::parallel_for(0, p.R, spike_linear_grain(p.K, p.M), [&](int64_t b, int64_t e) {
+    if (avx2) {
+      FASTSNN_AVX2_OR_BASE(spike_linear_fwd_rows)(p, io, b, e);
+    } else {
+      base::spike_linear_fwd_rows(p, io, b, e);
+    }
+  });
+}
+
+void spike_linear_bwd_cpu(const SpikeLinearParams& p, IoType io) {
+  const bool avx2 = cpu_use_avx2();
+  if (p.gw == nullptr) return;
+  auto run = [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t KM = p.K * p.M;
+    // Ranges of >= 1024 rows, at most 16, and at most 16 MB of partials.
+    int64_t ranges = std::clamp<int64_t>(p.R / 1024, 1, 16);
+    ranges = std::max<int64_t>(1, std::min<int64_t>(ranges, (int64_t(16) << 20) / (KM * int64_t(sizeof(T)) + 1)));
+    std::vector<T> part(static_cast<size_t>(ranges * KM), T(0));
+    at::parallel_for(0, ranges, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t b = c * p.R / ranges, e = (c + 1) * p.R / ranges;
+        if (avx2) {
+          FASTSNN_AVX2_OR_BASE(spike_linear_gwt_rows)(p, io, b, e, part.data() + c * KM);
+        } else {
+          base::spike_linear_gwt_rows(p, io, b, e, part.data() + c * KM);
+        }
+      }
+    });
+    for (int64_t c = 1; c < ranges; ++c) {
+      const T* src = part.data() + c * KM;
+      T* dst = part.data();
+      for (int64_t i = 0; i < KM; ++i) dst[i] += src[i];
+    }
+    T* gw = static_cast<T*>(p.gw);
+    for (int64_t k = 0; k < p.K; ++k) {
+      for (int64_t m = 0; m < p.M; ++m) gw[m * p.K + k] = part[k * p.M + m];
+    }
+  };
+  if (io == IoType::F64) {
+    run(double{});
+  } else {
+    run(float{});
+  }
+}
+
 bool cpu_use_avx2() {
 #ifdef FASTSNN_HAS_AVX2_BUILD
   static const bool use = [] {

@@ -16,6 +16,9 @@ void li_fwd_cpu(const LiFwdParams& p, IoType io);
 void li_bwd_cpu(const LiBwdParams& p, IoType io);
 void rlif_fwd_cpu(const RlifFwdParams& p, IoType io);
 void rlif_bwd_cpu(const RlifBwdParams& p, IoType io);
+// io: F32 or F64 only.
+void spike_linear_fwd_cpu(const SpikeLinearParams& p, IoType io);
+void spike_linear_bwd_cpu(const SpikeLinearParams& p, IoType io);
 
 #ifdef FASTSNN_WITH_CUDA
 // stream is a cudaStream_t; the caller holds a device guard for the tensors' device.

@@ -84,4 +84,16 @@ struct RlifBwdParams {
   void* workspace;
 };
 
+// spike_linear: y = x @ wᵀ over the rows of x, skipping its zero entries (CPU). Rows are
+// [R, K] with unit column stride; float32 or float64 throughout (io decides which).
+struct SpikeLinearParams {
+  int64_t R, K, M;   // rows, in features, out features
+  const void* x;     // [R, K], row stride x_sr
+  int64_t x_sr;
+  const void* wt;    // [K, M] contiguous: wᵀ (forward)
+  void* y;           // [R, M] contiguous (forward output)
+  const void* gy;    // [R, M] contiguous (backward)
+  void* gw;          // [M, K] contiguous, or nullptr: dL/dw = gyᵀ @ x
+};
+
 }  // namespace fastsnn

@@ -9,3 +9,4 @@
 #include "../li/li_cpu_kernels.h"
 #include "../lif/lif_cpu_kernels.h"
 #include "../rlif/rlif_cpu_kernels.h"
+#include "../linear/spike_linear_cpu_kernels.h"

@@ -116,31 +116,46 @@ class LIFNeuron(nn.Module):
                          + [f"{k}={v!r}" for k, v in self.options.items()])
 
 
+def _project(linear, x, spike_input, backend):
+    """linear(x); with spike_input, F.spike_linear (the CPU kernel skips the zero entries of
+    x), except on the reference backend, which stays plain PyTorch."""
+    if not spike_input:
+        return linear(x)
+    return F.spike_linear(x, linear.weight, linear.bias,
+                          backend="torch" if backend == "torch" else "auto")
+
+
 class LIF(nn.Module):
     """Linear(in_features, out_features) followed by LIF neurons: x (B, T, in) -> spikes.
 
-    neuron_kwargs go to ``LIFNeuron`` (decays or time constants, learn_*, reset, ...)."""
+    spike_input=True says x is mostly zeros (spikes): on the CPU the projection then skips
+    them (``fastsnn.spike_linear``), same result as the Linear. neuron_kwargs go to
+    ``LIFNeuron`` (decays or time constants, learn_*, reset, ...)."""
 
-    def __init__(self, in_features, out_features, bias=True, **neuron_kwargs):
+    def __init__(self, in_features, out_features, bias=True, *, spike_input=False,
+                 **neuron_kwargs):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features, bias=bias)
+        self.spike_input = bool(spike_input)
         self.neuron = LIFNeuron(out_features, **neuron_kwargs)
 
     def forward(self, x, state=None):
-        return self.neuron(self.linear(x), state)
+        x = _project(self.linear, x, self.spike_input, self.neuron.options["backend"])
+        return self.neuron(x, state)
 
 
 class RecurrentLIF(nn.Module):
     """Linear input plus a recurrent weight V (N, N), the recurrence inside ``fastsnn.rlif``.
 
-    V starts uniform in ±1/sqrt(N) (the nn.RNN habit); detach_recurrent is the paper's "Ctl".
-    neuron_kwargs go to ``LIFNeuron``.
+    V starts uniform in ±1/sqrt(N) (the nn.RNN habit); detach_recurrent is the paper's "Ctl";
+    spike_input as for ``LIF``. neuron_kwargs go to ``LIFNeuron``.
     """
 
     def __init__(self, in_features, out_features, bias=True, *, detach_recurrent=False,
-                 **neuron_kwargs):
+                 spike_input=False, **neuron_kwargs):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features, bias=bias)
+        self.spike_input = bool(spike_input)
         self.weight_rec = nn.Parameter(torch.empty(out_features, out_features))
         bound = 1.0 / math.sqrt(out_features)
         nn.init.uniform_(self.weight_rec, -bound, bound)
@@ -148,7 +163,8 @@ class RecurrentLIF(nn.Module):
         self.neuron = LIFNeuron(out_features, **neuron_kwargs)
 
     def forward(self, x, state=None):
-        return F.rlif(self.linear(x), self.weight_rec, *self.neuron.lif_params(), state=state,
+        x = _project(self.linear, x, self.spike_input, self.neuron.options["backend"])
+        return F.rlif(x, self.weight_rec, *self.neuron.lif_params(), state=state,
                       detach_recurrent=self.detach_recurrent, **self.neuron.options)
 
 
@@ -156,13 +172,15 @@ class LeakyIntegrator(nn.Module):
     """Linear(in_features, out_features) followed by the leaky-integrator readout ``li``.
 
     alpha/beta or tau_syn/tau_mem with dt as for ``LIFNeuron``; learn_alpha / learn_beta make
-    them per-unit parameters, kept in [0, 1] the same way."""
+    them per-unit parameters, kept in [0, 1] the same way; spike_input as for ``LIF`` (a
+    readout of spiking neurons)."""
 
     def __init__(self, in_features, out_features, bias=True, alpha=None, beta=None, *,
                  tau_syn=None, tau_mem=None, dt=None, learn_alpha=False, learn_beta=False,
-                 normalize_input=True, batch_first=True, backend="auto"):
+                 normalize_input=True, batch_first=True, backend="auto", spike_input=False):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features, bias=bias)
+        self.spike_input = bool(spike_input)
         alpha, beta = _decays(alpha, beta, tau_syn, tau_mem, dt)
         self.alpha = _parameter(alpha, learn_alpha, out_features, "alpha")
         self.beta = _parameter(beta, learn_beta, out_features, "beta")
@@ -170,5 +188,6 @@ class LeakyIntegrator(nn.Module):
                             backend=backend)
 
     def forward(self, x, state=None):
-        return F.li(self.linear(x), _in_range(self.alpha, 0.0, 1.0),
+        x = _project(self.linear, x, self.spike_input, self.options["backend"])
+        return F.li(x, _in_range(self.alpha, 0.0, 1.0),
                     _in_range(self.beta, 0.0, 1.0), state=state, **self.options)

@@ -77,3 +77,14 @@ def _rlif_bwd_fake(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, weight_re
                           param_grads)
     N = grad_s.size(2)
     return (*grads, _maybe(weight_grad, (N, N), grad_s, _acc(grad_s)))
+
+
+@torch.library.register_fake("fastsnn::spike_linear_fwd")
+def _spike_linear_fwd_fake(x, weight):
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+@torch.library.register_fake("fastsnn::spike_linear_bwd")
+def _spike_linear_bwd_fake(grad_y, x, weight, input_grad, weight_grad):
+    return (x.new_empty(x.shape if input_grad else (0,)),
+            x.new_empty(weight.shape if weight_grad else (0,)))

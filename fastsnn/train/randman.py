@@ -87,6 +87,10 @@ def build_parser():
                         "--readout-backend)")
     m.add_argument("--readout-backend", default=None, choices=BACKENDS,
                    help="backend of the leaky-integrator readout (default: --backend)")
+    m.add_argument("--dense-projections", dest="spike_input", action="store_false",
+                   help="project the input and hidden spikes with dense products on every "
+                        "backend (by default the fused CPU backend skips the zeros with "
+                        "fastsnn.spike_linear; the reference always uses dense products)")
     m.add_argument("--surrogate", default="superspike", choices=SURROGATE_CHOICES)
     m.add_argument("--scale", type=float, default=10.0, help="surrogate scale k")
     m.add_argument("--hidden", type=int, default=100)
@@ -165,20 +169,24 @@ class RandmanSNN(nn.Module):
     def __init__(self, num_inputs=20, num_hidden=100, num_outputs=10, *, recurrent=True,
                  detach_recurrent=False, tau_mem=10.0, tau_syn=5.0, dt=1.0,
                  surrogate="superspike", scale=10.0, backend="auto", readout_backend=None,
-                 init_gain=5.0, rec_gain=1.0, out_init_gain=1.0, out_gain=5.0):
+                 init_gain=5.0, rec_gain=1.0, out_init_gain=1.0, out_gain=5.0,
+                 spike_input=True):
         super().__init__()
         alpha, beta = decay(tau_syn, dt), decay(tau_mem, dt)
         neuron = dict(alpha=alpha, beta=beta, threshold=1.0, surrogate=surrogate, scale=scale,
                       backend=backend)
         if recurrent:
             self.hidden = snn.RecurrentLIF(num_inputs, num_hidden, bias=False,
-                                           detach_recurrent=detach_recurrent, **neuron)
+                                           detach_recurrent=detach_recurrent,
+                                           spike_input=spike_input, **neuron)
         else:
             if detach_recurrent:
                 raise ValueError("--detach-recurrent needs the recurrent layer")
-            self.hidden = snn.LIF(num_inputs, num_hidden, bias=False, **neuron)
+            self.hidden = snn.LIF(num_inputs, num_hidden, bias=False, spike_input=spike_input,
+                                  **neuron)
         self.readout = snn.LeakyIntegrator(num_hidden, num_outputs, bias=False, alpha=alpha,
-                                           beta=beta, backend=readout_backend or backend)
+                                           beta=beta, backend=readout_backend or backend,
+                                           spike_input=spike_input)
         self.out_gain = float(out_gain)
         with torch.no_grad():
             self.hidden.linear.weight.normal_(0.0, init_gain / math.sqrt(num_inputs))
@@ -198,7 +206,8 @@ def build_model(cfg):
                       tau_syn=cfg.tau_syn, dt=cfg.dt, surrogate=cfg.surrogate, scale=cfg.scale,
                       backend=cfg.backend, readout_backend=cfg.readout_backend,
                       init_gain=cfg.init_gain, rec_gain=cfg.rec_gain,
-                      out_init_gain=cfg.out_init_gain, out_gain=cfg.out_gain)
+                      out_init_gain=cfg.out_init_gain, out_gain=cfg.out_gain,
+                      spike_input=getattr(cfg, "spike_input", True))
 
 
 _DATA_CACHE = {}

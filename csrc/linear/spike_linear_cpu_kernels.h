@@ -1,0 +1,102 @@
+// The CPU spike_linear kernel bodies, compiled once per instruction set like the neuron
+// kernels (cpu_isa.h). y = x @ wᵀ where most entries of x are zero (spikes): a row of y is the
+// sum of the rows of wᵀ picked by the nonzero entries of the row of x, each scaled by that
+// entry, so the cost is ∝ nonzeros × M instead of K × M. Backward: dL/dw gathers the same way
+// (dwᵀ[j, :] += x[r, j] · gy[r, :] for every nonzero x[r, j]) into a zeroed partial per row
+// range; dL/dx = gy @ w is dense (gy is) and left to at::mm in the host. Sums run in ascending
+// j with plain multiply and add (no FMA): the AVX2 and baseline builds agree bitwise.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace fastsnn {
+namespace FASTSNN_CPU_ISA {
+
+// fn(j) for every j < n with x[j] != 0 (NaN counts as nonzero), in ascending j.
+template <typename T, typename F>
+inline void for_each_nonzero(const T* x, int64_t n, F&& fn) {
+  int64_t j0 = 0;
+#if defined(FASTSNN_CPU_FMA)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (; j0 + 8 <= n; j0 += 8) {
+      unsigned bits = static_cast<unsigned>(
+          _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j0), zero, _CMP_NEQ_UQ)));
+      while (bits != 0) {
+        fn(j0 + __builtin_ctz(bits));
+        bits &= bits - 1;
+      }
+    }
+  } else {
+    const __m256d zero = _mm256_setzero_pd();
+    for (; j0 + 4 <= n; j0 += 4) {
+      unsigned bits = static_cast<unsigned>(
+          _mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(x + j0), zero, _CMP_NEQ_UQ)));
+      while (bits != 0) {
+        fn(j0 + __builtin_ctz(bits));
+        bits &= bits - 1;
+      }
+    }
+  }
+#endif
+  for (int64_t j = j0; j < n; ++j) {
+    if (x[j] != T(0)) fn(j);  // true for NaN too
+  }
+}
+
+// dst[0:n) += a * src[0:n)
+template <typename T>
+inline void axpy_row(T* __restrict__ dst, T a, const T* __restrict__ src, int64_t n) {
+#pragma GCC ivdep
+  for (int64_t m = 0; m < n; ++m) dst[m] += a * src[m];
+}
+
+template <typename T>
+void spike_linear_fwd_kernel(const SpikeLinearParams& p, int64_t begin, int64_t end) {
+  const T* x = static_cast<const T*>(p.x);
+  const T* wt = static_cast<const T*>(p.wt);
+  T* y = static_cast<T*>(p.y);
+  const int64_t K = p.K, M = p.M;
+  for (int64_t r = begin; r < end; ++r) {
+    const T* xr = x + r * p.x_sr;
+    T* yr = y + r * M;
+    std::fill_n(yr, M, T(0));
+    for_each_nonzero(xr, K, [&](int64_t j) { axpy_row(yr, xr[j], wt + j * M, M); });
+  }
+}
+
+// gwt [K, M] (zeroed by the caller) += Σ_r x[r, :]ᵀ gy[r, :] over rows [begin, end).
+template <typename T>
+void spike_linear_gwt_kernel(const SpikeLinearParams& p, int64_t begin, int64_t end, T* gwt) {
+  const T* x = static_cast<const T*>(p.x);
+  const T* gy = static_cast<const T*>(p.gy);
+  const int64_t K = p.K, M = p.M;
+  for (int64_t r = begin; r < end; ++r) {
+    const T* xr = x + r * p.x_sr;
+    const T* gyr = gy + r * M;
+    for_each_nonzero(xr, K, [&](int64_t j) { axpy_row(gwt + j * M, xr[j], gyr, M); });
+  }
+}
+
+template <typename F>
+inline void dispatch_f32_f64(IoType io, F&& f) {
+  if (io == IoType::F64) return f(double{});
+  return f(float{});
+}
+
+void spike_linear_fwd_rows(const SpikeLinearParams& p, IoType io, int64_t b, int64_t e) {
+  dispatch_f32_f64(io, [&](auto v) { spike_linear_fwd_kernel<decltype(v)>(p, b, e); });
+}
+
+void spike_linear_gwt_rows(const SpikeLinearParams& p, IoType io, int64_t b, int64_t e,
+                           void* gwt) {
+  dispatch_f32_f64(io, [&](auto v) {
+    using T = decltype(v);
+    spike_linear_gwt_kernel<T>(p, b, e, static_cast<T*>(gwt));
+  });
+}
+
+}  // namespace FASTSNN_CPU_ISA
+}  // namespace fastsnn
