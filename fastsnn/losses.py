@@ -4,7 +4,10 @@ U is (B, T, C): one output unit per class, its membrane potential over the trial
 reduces the time axis to one logit per class, and the loss is the cross-entropy of those
 logits with the labels y (B,), averaged over the batch:
 
-- "max": the maximum over time, the readout of Zenke & Vogels (2021);
+- "max": the maximum over time, the readout of Zenke & Vogels (2021). Its gradient goes to the
+  step that holds the maximum (the first, on ties), as torch.max gives it and the authors'
+  code uses it; amax would share it among tied steps (a readout that stays at 0 ties over
+  every step) and costs several times more in backward;
 - "sum": the mean over time (the sum scaled by 1/T, so the logits, and with them the softmax,
   do not grow with the trial length; otherwise the same as summing);
 - "last": the last time step.
@@ -15,7 +18,7 @@ import torch.nn.functional as nnf
 
 
 _READOUTS = {
-    "max": lambda U: U.amax(dim=1),
+    "max": lambda U: U.max(dim=1).values,
     "sum": lambda U: U.mean(dim=1),
     "last": lambda U: U[:, -1],
 }
@@ -47,6 +50,11 @@ def _check_labels(y, logits):
     if tuple(y.shape) != (logits.shape[0],):
         raise ValueError(f"y must have shape (B,) = ({logits.shape[0]},), got {tuple(y.shape)}")
     return y.long()
+
+
+def readout_logits(U, kind="max", *, batch_first=True):
+    """The (B, C) logits of the ``kind`` readout of U (B, T, C), float32 at least."""
+    return _logits(U, kind, batch_first)
 
 
 def readout_loss(U, y, kind="max", *, batch_first=True):

@@ -95,3 +95,15 @@ def test_argument_errors():
         max_over_time_ce(U, y.float())
     with pytest.raises(ValueError, match=r"y must have shape \(B,\) = \(2,\)"):
         max_over_time_ce(U, torch.tensor([0, 1, 2]))
+
+
+def test_max_readout_gradient_goes_to_one_step_on_ties():
+    # a readout that never rises above 0 ties over every step: the whole gradient of its
+    # logit lands on one step (torch.max's choice), not spread over the ties
+    U = torch.zeros(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    max_over_time_ce(U, torch.tensor([0, 2])).backward()
+    g = U.grad
+    assert ((g != 0).sum(dim=1) == 1).all()
+    logits = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2])).backward()
+    assert torch.allclose(g.sum(dim=1), logits.grad)

@@ -21,6 +21,7 @@ namespace fastsnn {
   void rlif_bwd_items(const RlifBwdParams& p, IoType io, int64_t tile, int64_t b, int64_t e,  \
                       void* dw);                                                             \
   void spike_linear_fwd_rows(const SpikeLinearParams& p, IoType io, int64_t b, int64_t e);    \
+  void spike_linear_gx_rows(const SpikeLinearParams& p, IoType io, int64_t b, int64_t e);     \
   void spike_linear_gwt_rows(const SpikeLinearParams& p, IoType io, int64_t b, int64_t e,     \
                              void* gwt);                                                     \
   }

@@ -138,7 +138,8 @@ void rlif_bwd_cpu(const RlifBwdParams& p, IoType io) {
   }
 }
 
-// spike_linear: rows in parallel (dL/dx is at::mm in the host). dL/dw: the rows are cut into a fixed number of ranges (set
+// spike_linear: rows in parallel (dL/dx for M > kSpikeLinearSmallM is at::mm in the host).
+// dL/dw: the rows are cut into a fixed number of ranges (set
 // by the shape, not the thread count or timing), each gathers into its own zeroed [K, M]
 // partial, and the partials are summed in range order and transposed into gw [M, K].
 static int64_t spike_linear_grain(int64_t K, int64_t M) {
@@ -158,6 +159,15 @@ void spike_linear_fwd_cpu(const SpikeLinearParams& p, IoType io) {
 
 void spike_linear_bwd_cpu(const SpikeLinearParams& p, IoType io) {
   const bool avx2 = cpu_use_avx2();
+  if (p.gx != nullptr) {
+    at::parallel_for(0, p.R, spike_linear_grain(p.K, p.M), [&](int64_t b, int64_t e) {
+      if (avx2) {
+        FASTSNN_AVX2_OR_BASE(spike_linear_gx_rows)(p, io, b, e);
+      } else {
+        base::spike_linear_gx_rows(p, io, b, e);
+      }
+    });
+  }
   if (p.gw == nullptr) return;
   auto run = [&](auto zero) {
     using T = decltype(zero);

@@ -16,7 +16,9 @@ void li_fwd_cpu(const LiFwdParams& p, IoType io);
 void li_bwd_cpu(const LiBwdParams& p, IoType io);
 void rlif_fwd_cpu(const RlifFwdParams& p, IoType io);
 void rlif_bwd_cpu(const RlifBwdParams& p, IoType io);
-// io: F32 or F64 only.
+// io: F32 or F64 only. The backward computes dL/dx (p.gx) itself only for M <= this; the
+// host hands larger products to BLAS.
+constexpr int64_t kSpikeLinearSmallM = 32;
 void spike_linear_fwd_cpu(const SpikeLinearParams& p, IoType io);
 void spike_linear_bwd_cpu(const SpikeLinearParams& p, IoType io);
 

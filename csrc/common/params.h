@@ -91,8 +91,10 @@ struct SpikeLinearParams {
   const void* x;     // [R, K], row stride x_sr
   int64_t x_sr;
   const void* wt;    // [K, M] contiguous: wᵀ (forward)
+  const void* w;     // [M, K] contiguous (input gradient)
   void* y;           // [R, M] contiguous (forward output)
   const void* gy;    // [R, M] contiguous (backward)
+  void* gx;          // [R, K] contiguous, or nullptr: dL/dx = gy @ w
   void* gw;          // [M, K] contiguous, or nullptr: dL/dw = gyᵀ @ x
 };
 

@@ -74,19 +74,25 @@ std::tuple<Tensor, Tensor> spike_linear_bwd(const Tensor& grad_y, const Tensor& 
   const Tensor gy = grad_y.reshape({-1, M}).contiguous();
   const Tensor w = weight.contiguous();
   const int64_t R = x2.size(0);
-  // dL/dx = gy @ w is dense (gy is): the BLAS product is the fast way. Its output comes from
-  // the fused ops' buffer pool, so a training loop does not page-fault a fresh one each step.
+  // dL/dx = gy @ w is dense (gy is): for a readout's few outputs a register-blocked kernel,
+  // beyond that the BLAS product. Its output comes from the fused ops' buffer pool, so a
+  // training loop does not page-fault a fresh one each step.
+  const bool small_m = M <= kSpikeLinearSmallM;
   Tensor gx = input_grad ? alloc({R, K}, x.options()) : x.new_empty({0});
-  if (input_grad) at::mm_out(gx, gy, w);
+  if (input_grad && !small_m) at::mm_out(gx, gy, w);
   Tensor gw = weight_grad ? alloc({M, K}, x.options()) : x.new_empty({0});
-  if (weight_grad && (R == 0 || M == 0 || K == 0)) {
-    gw.zero_();
-  } else if (weight_grad) {
+  const bool empty = R == 0 || M == 0 || K == 0;
+  if (empty) {
+    if (input_grad) gx.zero_();
+    if (weight_grad) gw.zero_();
+  } else if (weight_grad || (input_grad && small_m)) {
     SpikeLinearParams p{};
     p.R = R; p.K = K; p.M = M;
     p.x = x2.data_ptr(); p.x_sr = x2.stride(0);
+    p.w = w.data_ptr();
     p.gy = gy.data_ptr();
-    p.gw = gw.data_ptr();
+    p.gx = input_grad && small_m ? gx.data_ptr() : nullptr;
+    p.gw = weight_grad ? gw.data_ptr() : nullptr;
     spike_linear_bwd_cpu(p, io_of(x));
   }
   return {input_grad ? gx.view(x.sizes()) : gx, gw};

@@ -3,8 +3,9 @@
 // sum of the rows of wᵀ picked by the nonzero entries of the row of x, each scaled by that
 // entry, so the cost is ∝ nonzeros × M instead of K × M. Backward: dL/dw gathers the same way
 // (dwᵀ[j, :] += x[r, j] · gy[r, :] for every nonzero x[r, j]) into a zeroed partial per row
-// range; dL/dx = gy @ w is dense (gy is) and left to at::mm in the host. Sums run in ascending
-// j with plain multiply and add (no FMA): the AVX2 and baseline builds agree bitwise.
+// range. dL/dx = gy @ w is dense (gy is): a register-blocked loop for the few outputs of a
+// readout, BLAS (at::mm in the host) beyond. Sums run in ascending j or m with plain multiply
+// and add (no FMA): the AVX2 and baseline builds agree bitwise.
 #pragma once
 
 #include <cstdint>
@@ -20,10 +21,22 @@ inline void for_each_nonzero(const T* x, int64_t n, F&& fn) {
   int64_t j0 = 0;
 #if defined(FASTSNN_CPU_FMA)
   if constexpr (std::is_same_v<T, float>) {
+    // 32 entries per test: with sparse spikes most groups are all zero.
     const __m256 zero = _mm256_setzero_ps();
+    auto mask8 = [&](int64_t j) {
+      return static_cast<uint32_t>(
+          _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j), zero, _CMP_NEQ_UQ)));
+    };
+    for (; j0 + 32 <= n; j0 += 32) {
+      uint32_t bits = mask8(j0) | (mask8(j0 + 8) << 8) | (mask8(j0 + 16) << 16) |
+                      (mask8(j0 + 24) << 24);
+      while (bits != 0) {
+        fn(j0 + __builtin_ctz(bits));
+        bits &= bits - 1;
+      }
+    }
     for (; j0 + 8 <= n; j0 += 8) {
-      unsigned bits = static_cast<unsigned>(
-          _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j0), zero, _CMP_NEQ_UQ)));
+      uint32_t bits = mask8(j0);
       while (bits != 0) {
         fn(j0 + __builtin_ctz(bits));
         bits &= bits - 1;
@@ -67,6 +80,42 @@ void spike_linear_fwd_kernel(const SpikeLinearParams& p, int64_t begin, int64_t 
   }
 }
 
+// gx[r, :] = Σ_m gy[r, m] · w[m, :] for a small M (the host sends large M to BLAS): 64
+// columns of the row at a time stay in registers (eight independent vector sums) while m
+// walks the weight rows.
+template <typename T, int64_t C>
+inline void gx_chunk(const T* __restrict__ g, const T* __restrict__ w, int64_t K, int64_t M,
+                     T* __restrict__ out) {
+  T acc[C];
+#pragma GCC unroll 64
+  for (int64_t i = 0; i < C; ++i) acc[i] = g[0] * w[i];
+  for (int64_t m = 1; m < M; ++m) {
+    const T a = g[m];
+    const T* wr = w + m * K;
+#pragma GCC unroll 64
+    for (int64_t i = 0; i < C; ++i) acc[i] += a * wr[i];
+  }
+#pragma GCC unroll 64
+  for (int64_t i = 0; i < C; ++i) out[i] = acc[i];
+}
+
+template <typename T>
+void spike_linear_gx_kernel(const SpikeLinearParams& p, int64_t begin, int64_t end) {
+  constexpr int64_t C = 64;
+  const T* gy = static_cast<const T*>(p.gy);
+  const T* w = static_cast<const T*>(p.w);
+  T* gx = static_cast<T*>(p.gx);
+  const int64_t K = p.K, M = p.M;
+  for (int64_t r = begin; r < end; ++r) {
+    const T* g = gy + r * M;
+    T* out = gx + r * K;
+    int64_t c0 = 0;
+    for (; c0 + C <= K; c0 += C) gx_chunk<T, C>(g, w + c0, K, M, out + c0);
+    for (; c0 + 8 <= K; c0 += 8) gx_chunk<T, 8>(g, w + c0, K, M, out + c0);
+    for (; c0 < K; ++c0) gx_chunk<T, 1>(g, w + c0, K, M, out + c0);
+  }
+}
+
 // gwt [K, M] (zeroed by the caller) += Σ_r x[r, :]ᵀ gy[r, :] over rows [begin, end).
 template <typename T>
 void spike_linear_gwt_kernel(const SpikeLinearParams& p, int64_t begin, int64_t end, T* gwt) {
@@ -88,6 +137,10 @@ inline void dispatch_f32_f64(IoType io, F&& f) {
 
 void spike_linear_fwd_rows(const SpikeLinearParams& p, IoType io, int64_t b, int64_t e) {
   dispatch_f32_f64(io, [&](auto v) { spike_linear_fwd_kernel<decltype(v)>(p, b, e); });
+}
+
+void spike_linear_gx_rows(const SpikeLinearParams& p, IoType io, int64_t b, int64_t e) {
+  dispatch_f32_f64(io, [&](auto v) { spike_linear_gx_kernel<decltype(v)>(p, b, e); });
 }
 
 void spike_linear_gwt_rows(const SpikeLinearParams& p, IoType io, int64_t b, int64_t e,

@@ -310,16 +310,29 @@ def regularization(S, cfg):
     return reg
 
 
-def local_objective(U, S, y, n_global, world, cfg):
+def make_optimizer(model, cfg):
+    """Adam with cfg.lr; the fused (single-kernel) implementation where this torch has it for
+    the parameters' device, the default one otherwise (same update rule)."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+def local_objective(U, S, y, n_global, world, cfg, logits_out=None):
     """This rank's share of the global-batch objective.
 
     The readout loss and the regularizers are batch means over this rank's n_local samples;
     weighting them by world * n_local / n_global makes DDP's gradient average (a mean over the
     ranks) the gradient of the mean over the global batch. Returns (objective, ce, reg), the
-    last two the local batch means (detached)."""
+    last two the local batch means (detached). logits_out, a list, receives the readout's
+    (B, C) logits (detached), so accuracy needs no second pass over U."""
     losses, _ = _losses()
     n_local = y.shape[0]
-    ce = losses.readout_loss(U, y, kind=cfg.loss)
+    logits = losses.readout_logits(U, kind=cfg.loss)
+    if logits_out is not None:
+        logits_out.append(logits.detach())
+    ce = torch.nn.functional.cross_entropy(logits, y)
     reg = regularization(S, cfg)
     w = world * n_local / n_global
     return (ce + reg) * w, ce.detach(), reg.detach()
@@ -420,7 +433,7 @@ def _train(cfg, dd):
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         net = DDP(model, device_ids=[dd.device.index] if dd.device.type == "cuda" else None)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = make_optimizer(model, cfg)
 
     show = dd.main and not cfg.quiet
     history = []
@@ -440,15 +453,14 @@ def _train(cfg, dd):
             xb = Xtr[local].to(dtype)
             yb = ytr[local]
             U, S = net(xb)
-            obj, ce, reg = local_objective(U, S, yb, len(b), dd.world, cfg)
+            logits = []
+            obj, ce, reg = local_objective(U, S, yb, len(b), dd.world, cfg, logits)
             opt.zero_grad(set_to_none=True)
             obj.backward()
             opt.step()
             with torch.no_grad():
-                losses, _ = _losses()
                 n = len(local)
-                acc = torch.as_tensor(losses.accuracy(U.detach(), yb, kind=cfg.loss),
-                                      dtype=torch.float64, device=dd.device)
+                acc = (logits[0].argmax(dim=1) == yb).to(torch.float64).mean()
                 sums += torch.stack([ce.double() * n, reg.double() * n, (acc * n).round(),
                                      torch.tensor(float(n), dtype=torch.float64,
                                                   device=dd.device)])
