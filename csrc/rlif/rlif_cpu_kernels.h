@@ -192,6 +192,47 @@ inline void for_each_flag(const uint8_t* flag, int64_t n, F&& fn) {
   }
 }
 
+// dst[c0:c0+C) = Σ_q src[rows[q] * ld + c0 : +C) over q < n, the sum held in registers (no
+// store per row added). Rows in the order given; 0 when n == 0.
+template <typename acc_t, int64_t C>
+inline void gather_chunk(acc_t* __restrict__ dst, const acc_t* __restrict__ src, int64_t ld,
+                         const int32_t* rows, int64_t n) {
+  acc_t acc[C];
+#pragma GCC unroll 32
+  for (int64_t i = 0; i < C; ++i) acc[i] = acc_t(0);
+  for (int64_t q = 0; q < n; ++q) {
+    const acc_t* v = src + rows[q] * ld;
+#pragma GCC unroll 32
+    for (int64_t i = 0; i < C; ++i) acc[i] += v[i];
+  }
+#pragma GCC unroll 32
+  for (int64_t i = 0; i < C; ++i) dst[i] = acc[i];
+}
+
+// dst[0:len) = Σ_q src[rows[q], 0:len) (rows of src of stride len): the forward's R_t for one
+// batch row, summed over the neurons that spiked in ascending order. Each 32 columns stay in
+// registers while the spiking rows stream past: one load per element added, no read-modify-
+// write of dst per spike.
+template <typename acc_t>
+inline void gather_rows(acc_t* dst, const acc_t* src, int64_t len, const int32_t* rows,
+                        int64_t n) {
+  int64_t c = 0;
+  for (; c + 32 <= len; c += 32) gather_chunk<acc_t, 32>(dst + c, src + c, len, rows, n);
+  if (c + 16 <= len) {
+    gather_chunk<acc_t, 16>(dst + c, src + c, len, rows, n);
+    c += 16;
+  }
+  if (c + 8 <= len) {
+    gather_chunk<acc_t, 8>(dst + c, src + c, len, rows, n);
+    c += 8;
+  }
+  if (c + 4 <= len) {
+    gather_chunk<acc_t, 4>(dst + c, src + c, len, rows, n);
+    c += 4;
+  }
+  for (; c < len; ++c) gather_chunk<acc_t, 1>(dst + c, src + c, len, rows, n);
+}
+
 // Per-neuron constants [N] of a call, loaded once per work run.
 template <typename acc_t>
 struct RlifConstRows {
@@ -229,6 +270,7 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
   const int64_t FS = flag_stride(N);
   std::vector<uint8_t> Fl(tile * FS, 0);  // S_{t-1} of the tile's rows as 0/1 bytes
   std::vector<io_t> Sb(N);
+  std::vector<int32_t> spiked(N);  // a row's spiking neurons, ascending
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b0 = item * tile, nb = std::min(tile, p.B - b0);
@@ -247,9 +289,10 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
         tile_gemm<acc_t>(nb, N, N, Sd.data(), N, w, N, Rt.data(), N);
       } else {
         for (int64_t r = 0; r < nb; ++r) {
-          acc_t* rt = Rt.data() + r * N;
-          std::fill_n(rt, N, acc_t(0));
-          for_each_flag(Fl.data() + r * FS, N, [&](int64_t j) { add_row(rt, w + j * N, N); });
+          int64_t ns = 0;
+          for_each_flag(Fl.data() + r * FS, N,
+                        [&](int64_t j) { spiked[ns++] = static_cast<int32_t>(j); });
+          gather_rows(Rt.data() + r * N, w, N, spiked.data(), ns);
         }
       }
       for (int64_t r = 0; r < nb; ++r) {

@@ -402,6 +402,37 @@ def _environment(dd):
                 cuda=torch.version.cuda, argv=sys.argv)
 
 
+def train_epoch(net, opt, Xtr, ytr, batches, cfg, dd, dtype, on_batch=None):
+    """One pass of optimizer steps over ``batches`` (global index tensors; this rank takes its
+    share). Returns (sums, seconds): sums = this rank's [ce*n, reg*n, correct, n] (float64,
+    not yet reduced over ranks), seconds = wall time of the loop (the epoch time reported).
+    on_batch(ce) runs after each step (the progress bar)."""
+    sums = torch.zeros(4, dtype=torch.float64, device=dd.device)
+    if dd.device.type == "cuda":
+        torch.cuda.synchronize(dd.device)
+    t0 = time.perf_counter()
+    for b in batches:
+        local = b[dd.rank::dd.world].to(dd.device)
+        xb = Xtr.index_select(0, local).to(dtype)  # a row copy; Xtr[local] is slower
+        yb = ytr.index_select(0, local)
+        U, S = net(xb)
+        logits = []
+        obj, ce, reg = local_objective(U, S, yb, len(b), dd.world, cfg, logits)
+        opt.zero_grad(set_to_none=True)
+        obj.backward()
+        opt.step()
+        with torch.no_grad():
+            n = len(local)
+            acc = (logits[0].argmax(dim=1) == yb).to(torch.float64).mean()
+            sums += torch.stack([ce.double() * n, reg.double() * n, (acc * n).round(),
+                                 torch.tensor(float(n), dtype=torch.float64, device=dd.device)])
+        if on_batch is not None:
+            on_batch(ce)
+    if dd.device.type == "cuda":
+        torch.cuda.synchronize(dd.device)
+    return sums, time.perf_counter() - t0
+
+
 def train(cfg, dd=None):
     """Train with cfg (``make_config`` / ``parse_args``); return the run's record (a dict, the
     content of run.json). Files are written on rank 0 when cfg.out is set."""
@@ -442,33 +473,12 @@ def _train(cfg, dd):
         batches = epoch_batches(len(ytr), cfg.batch_size, cfg.seed, epoch, dd.world)
         if cfg.batches_per_epoch > 0:
             batches = batches[:cfg.batches_per_epoch]
-        sums = torch.zeros(4, dtype=torch.float64, device=dd.device)  # ce*n, reg*n, correct, n
         bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not show, leave=False,
                    unit="batch", dynamic_ncols=True)
-        if dd.device.type == "cuda":
-            torch.cuda.synchronize(dd.device)
-        t0 = time.perf_counter()
-        for b in bar:
-            local = b[dd.rank::dd.world].to(dd.device)
-            xb = Xtr.index_select(0, local).to(dtype)  # a row copy; Xtr[local] is slower
-            yb = ytr.index_select(0, local)
-            U, S = net(xb)
-            logits = []
-            obj, ce, reg = local_objective(U, S, yb, len(b), dd.world, cfg, logits)
-            opt.zero_grad(set_to_none=True)
-            obj.backward()
-            opt.step()
-            with torch.no_grad():
-                n = len(local)
-                acc = (logits[0].argmax(dim=1) == yb).to(torch.float64).mean()
-                sums += torch.stack([ce.double() * n, reg.double() * n, (acc * n).round(),
-                                     torch.tensor(float(n), dtype=torch.float64,
-                                                  device=dd.device)])
-            if show:
-                bar.set_postfix(loss=f"{ce.item():.3f}", refresh=False)
-        if dd.device.type == "cuda":
-            torch.cuda.synchronize(dd.device)
-        epoch_time = time.perf_counter() - t0
+        sums, epoch_time = train_epoch(net, opt, Xtr, ytr, bar, cfg, dd, dtype,
+                                       on_batch=(lambda ce: bar.set_postfix(
+                                           loss=f"{ce.item():.3f}", refresh=False))
+                                       if show else None)
         bar.close()
         dd.all_reduce(sums)
         t1 = time.perf_counter()
