@@ -31,6 +31,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batches-per-epoch", type=int, default=0,
+                   help="stop each epoch after this many batches (0: all 32; for smoke tests)")
     p.add_argument("--out", default="bench_out/randman_epoch")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
@@ -62,6 +64,8 @@ def main(argv=None):
         for backend in order:
             r = runs[backend]
             batches = R.epoch_batches(len(ytr), r["cfg"].batch_size, a.seed, epoch)
+            if a.batches_per_epoch > 0:
+                batches = batches[:a.batches_per_epoch]
             sums, seconds = R.train_epoch(r["model"], r["opt"], Xtr, ytr, batches, r["cfg"],
                                           dd, torch.float32)
             r["times"].append(seconds)

@@ -162,3 +162,17 @@ def test_plot_draws_bars_for_sizes_without_a_sweep(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps({"header": {"device": "cpu"}, "rows": rows}))
     png = plot(str(tmp_path / "r.json"), str(tmp_path / "s.png"))
     assert open(png, "rb").read()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not FUSED, reason="needs the fused CPU backend")
+def test_randman_epoch_side_by_side(tmp_path):
+    from benchmarks import randman_epoch
+
+    res = randman_epoch.main(["--rounds", "2", "--batches-per-epoch", "2", "--quiet",
+                              "--out", str(tmp_path)])
+    assert len(res["ratios"]) == 2 and all(r > 0 for r in res["ratios"])
+    assert res["fused"] == "cpu" and res["baseline"] == "torch"
+    # the two networks start equal and see the same batches: same first-epoch accuracy
+    assert res["fused_train_acc"][0] == pytest.approx(res["baseline_train_acc"][0], abs=0.01)
+    assert (tmp_path / "epoch.json").exists() and "median of the per-round ratios" in (
+        tmp_path / "epoch.md").read_text()
