@@ -12,6 +12,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "../common/cpu_chunks.h"
+
 namespace fastsnn {
 namespace FASTSNN_CPU_ISA {
 
@@ -109,25 +111,9 @@ void spike_linear_gx_kernel(const SpikeLinearParams& p, int64_t begin, int64_t e
   for (int64_t r = begin; r < end; ++r) {
     const T* g = gy + r * M;
     T* out = gx + r * K;
-    int64_t c0 = 0;
-    for (; c0 + C <= K; c0 += C) gx_chunk<T, C>(g, w + c0, K, M, out + c0);
-    if (c0 + 32 <= K) {
-      gx_chunk<T, 32>(g, w + c0, K, M, out + c0);
-      c0 += 32;
-    }
-    if (c0 + 16 <= K) {
-      gx_chunk<T, 16>(g, w + c0, K, M, out + c0);
-      c0 += 16;
-    }
-    if (c0 + 8 <= K) {
-      gx_chunk<T, 8>(g, w + c0, K, M, out + c0);
-      c0 += 8;
-    }
-    if (c0 + 4 <= K) {
-      gx_chunk<T, 4>(g, w + c0, K, M, out + c0);
-      c0 += 4;
-    }
-    for (; c0 < K; ++c0) gx_chunk<T, 1>(g, w + c0, K, M, out + c0);
+    for_each_column_chunk<C>(K, [&]<int64_t W>(int64_t c0) {
+      gx_chunk<T, W>(g, w + c0, K, M, out + c0);
+    });
   }
 }
 

@@ -14,6 +14,8 @@
 #include <memory>
 #include <vector>
 
+#include "../common/cpu_chunks.h"
+
 namespace fastsnn {
 namespace FASTSNN_CPU_ISA {
 
@@ -216,21 +218,9 @@ inline void gather_chunk(acc_t* __restrict__ dst, const acc_t* __restrict__ src,
 template <typename acc_t>
 inline void gather_rows(acc_t* dst, const acc_t* src, int64_t len, const int32_t* rows,
                         int64_t n) {
-  int64_t c = 0;
-  for (; c + 32 <= len; c += 32) gather_chunk<acc_t, 32>(dst + c, src + c, len, rows, n);
-  if (c + 16 <= len) {
-    gather_chunk<acc_t, 16>(dst + c, src + c, len, rows, n);
-    c += 16;
-  }
-  if (c + 8 <= len) {
-    gather_chunk<acc_t, 8>(dst + c, src + c, len, rows, n);
-    c += 8;
-  }
-  if (c + 4 <= len) {
-    gather_chunk<acc_t, 4>(dst + c, src + c, len, rows, n);
-    c += 4;
-  }
-  for (; c < len; ++c) gather_chunk<acc_t, 1>(dst + c, src + c, len, rows, n);
+  for_each_column_chunk<32>(len, [&]<int64_t C>(int64_t c) {
+    gather_chunk<acc_t, C>(dst + c, src + c, len, rows, n);
+  });
 }
 
 // Per-neuron constants [N] of a call, loaded once per work run.
