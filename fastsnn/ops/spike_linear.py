@@ -3,8 +3,9 @@
 y = x @ weightᵀ (+ bias), the same function as ``torch.nn.functional.linear``. The CPU kernel
 (csrc/linear) walks only the nonzero entries of x: a row of y is the sum of the weight columns
 its nonzero inputs pick (cost ∝ nonzeros × out_features, not in × out), and dL/dweight gathers
-the same way. dL/dx = dL/dy @ weight is dense and goes to the BLAS product. Where the kernel
-does not apply (other devices, bfloat16/float16, CPU autocast) it is F.linear.
+the same way. dL/dx = dL/dy @ weight is dense: a register-blocked loop for up to 32 outputs
+(a readout), the BLAS product beyond. Where the kernel does not apply (other devices,
+bfloat16/float16, CPU autocast) it is F.linear.
 
 Zero entries of x contribute nothing, even against an infinite or NaN weight (the dense
 product would give NaN there); NaN or infinite entries of x propagate as in F.linear.
