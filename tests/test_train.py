@@ -126,7 +126,10 @@ def _ddp_worker(rank, world, port, path):
 
     cfg = R.make_config(**GRAD_CFG)
     dd = R.Dist("cpu")
-    try:
+
+    # DDP and its reducer are gone when step() returns, before the group is torn down: a live
+    # reducer over a destroyed gloo group can abort the process at exit.
+    def step():
         torch.manual_seed(cfg.seed)
         model = R.build_model(cfg).double()
         net = DDP(model)
@@ -136,6 +139,9 @@ def _ddp_worker(rank, world, port, path):
         obj, _, _ = R.local_objective(U, S, yb, GLOBAL_BATCH, world, cfg)
         obj.backward()
         torch.save(_grads(model), f"{path}.{rank}")
+
+    try:
+        step()
     finally:
         dd.close()
 

@@ -43,6 +43,7 @@ accuracy, wall time per epoch, test accuracy, hidden firing rates, versions, dev
 
 import argparse
 import datetime
+import gc
 import json
 import math
 import os
@@ -272,7 +273,9 @@ class Dist:
         if self.owns_group and dist.is_initialized():
             # Every rank finishes its collectives before any tears the group down: rank 0 hosts
             # the rendezvous store, and a rank whose peers vanish mid-teardown can abort
-            # ("terminate called without an active exception", seen once in CI).
+            # ("terminate called without an active exception", seen in CI). A DDP reducer
+            # still alive in a reference cycle would outlive the group: collect it first.
+            gc.collect()
             dist.barrier()
             dist.destroy_process_group()
 
