@@ -1,12 +1,22 @@
-// Column chunking shared by the CPU kernels that keep a row's partial sums in registers
-// (rlif's R_t gather, spike_linear's input gradient), compiled once per instruction set like
-// them (included after the target pragma, inside FASTSNN_CPU_ISA).
+// Loop helpers shared by the CPU kernels, compiled once per instruction set like them
+// (included after the target pragma, inside FASTSNN_CPU_ISA): column chunking for the kernels
+// that keep a row's partial sums in registers (rlif's R_t gather, spike_linear's input
+// gradient), and the walk over the set bits of a compare mask (the spike and nonzero scans).
 #pragma once
 
 #include <cstdint>
 
 namespace fastsnn {
 namespace FASTSNN_CPU_ISA {
+
+// fn(base + i) for every set bit i of bits, in ascending i.
+template <typename F>
+inline void for_each_set_bit(uint32_t bits, int64_t base, F&& fn) {
+  while (bits != 0) {
+    fn(base + __builtin_ctz(bits));
+    bits &= bits - 1;
+  }
+}
 
 // fn.template operator()<C>(c) over [0, len): chunks of Cmax while they fit, then one each of
 // 32, 16, 8 and 4 columns where it fits, then single columns. A chunk's C is a compile-time

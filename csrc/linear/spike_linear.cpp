@@ -1,6 +1,6 @@
 // Host entry points of fastsnn::spike_linear_fwd / spike_linear_bwd (CPU only): y = x @ wᵀ
 // computed over the nonzero entries of x. fastsnn.spike_linear (Python) adds the bias and
-// uses F.linear on other devices and dtypes. dL/dx = gy @ w is dense and goes to at::mm.
+// uses F.linear on other devices and dtypes.
 #include <ATen/ops/mm.h>
 
 #include "../common/host.h"
@@ -34,8 +34,6 @@ Tensor rows_of(const Tensor& x) {
   return x2;
 }
 
-IoType io_of(const Tensor& x) { return x.scalar_type() == at::kDouble ? IoType::F64 : IoType::F32; }
-
 }  // namespace
 
 Tensor spike_linear_fwd(const Tensor& x, const Tensor& weight) {
@@ -53,7 +51,7 @@ Tensor spike_linear_fwd(const Tensor& x, const Tensor& weight) {
     p.x = x2.data_ptr(); p.x_sr = x2.stride(0);
     p.wt = wt.data_ptr();
     p.y = y.data_ptr();
-    spike_linear_fwd_cpu(p, io_of(x));
+    spike_linear_fwd_cpu(p, io_type_of(x, op, "x"));
   }
   return y.view(shape);
 }
@@ -93,7 +91,7 @@ std::tuple<Tensor, Tensor> spike_linear_bwd(const Tensor& grad_y, const Tensor& 
     p.gy = gy.data_ptr();
     p.gx = input_grad && small_m ? gx.data_ptr() : nullptr;
     p.gw = weight_grad ? gw.data_ptr() : nullptr;
-    spike_linear_bwd_cpu(p, io_of(x));
+    spike_linear_bwd_cpu(p, io_type_of(x, op, "x"));
   }
   return {input_grad ? gx.view(x.sizes()) : gx, gw};
 }

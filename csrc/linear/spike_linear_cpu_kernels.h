@@ -32,27 +32,15 @@ inline void for_each_nonzero(const T* x, int64_t n, F&& fn) {
     for (; j0 + 32 <= n; j0 += 32) {
       uint32_t bits = mask8(j0) | (mask8(j0 + 8) << 8) | (mask8(j0 + 16) << 16) |
                       (mask8(j0 + 24) << 24);
-      while (bits != 0) {
-        fn(j0 + __builtin_ctz(bits));
-        bits &= bits - 1;
-      }
+      for_each_set_bit(bits, j0, fn);
     }
-    for (; j0 + 8 <= n; j0 += 8) {
-      uint32_t bits = mask8(j0);
-      while (bits != 0) {
-        fn(j0 + __builtin_ctz(bits));
-        bits &= bits - 1;
-      }
-    }
+    for (; j0 + 8 <= n; j0 += 8) for_each_set_bit(mask8(j0), j0, fn);
   } else {
     const __m256d zero = _mm256_setzero_pd();
     for (; j0 + 4 <= n; j0 += 4) {
-      unsigned bits = static_cast<unsigned>(
+      const auto bits = static_cast<uint32_t>(
           _mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(x + j0), zero, _CMP_NEQ_UQ)));
-      while (bits != 0) {
-        fn(j0 + __builtin_ctz(bits));
-        bits &= bits - 1;
-      }
+      for_each_set_bit(bits, j0, fn);
     }
   }
 #endif

@@ -173,12 +173,9 @@ inline void for_each_flag(const uint8_t* flag, int64_t n, F&& fn) {
   for (int64_t j0 = 0; j0 < n; j0 += 32) {
 #if defined(FASTSNN_CPU_FMA)
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(flag + j0));
-    uint32_t bits = ~static_cast<uint32_t>(
-        _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_setzero_si256())));
-    while (bits != 0) {
-      fn(j0 + __builtin_ctz(bits));
-      bits &= bits - 1;
-    }
+    for_each_set_bit(~static_cast<uint32_t>(_mm256_movemask_epi8(
+                         _mm256_cmpeq_epi8(v, _mm256_setzero_si256()))),
+                     j0, fn);
 #else
     uint64_t w[4];
     std::memcpy(w, flag + j0, 32);
