@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "../common/cpu_chunks.h"
 
@@ -56,8 +57,51 @@ inline void axpy_row(T* __restrict__ dst, T a, const T* __restrict__ src, int64_
   for (int64_t m = 0; m < n; ++m) dst[m] += a * src[m];
 }
 
+#if defined(FASTSNN_CPU_FMA)
+// Lane masks for the first 16 columns of a row of n <= 16 floats.
+struct SmallRowMasks {
+  __m256i m0, m1;
+  explicit SmallRowMasks(int64_t n) {
+    alignas(32) int32_t lanes[16];
+    for (int i = 0; i < 16; ++i) lanes[i] = i < n ? -1 : 0;
+    m0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+    m1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
+  }
+};
+
+// The forward for a readout's few outputs (float, M <= 16): the row's M sums stay in two
+// registers while its nonzeros stream past, where axpy_row read and wrote the output row
+// once per nonzero. Same products and sums in the same order: the same bits.
+inline void spike_linear_fwd_small_f32(const SpikeLinearParams& p, int64_t begin, int64_t end) {
+  const float* x = static_cast<const float*>(p.x);
+  const float* wt = static_cast<const float*>(p.wt);
+  float* y = static_cast<float*>(p.y);
+  const int64_t K = p.K, M = p.M;
+  const SmallRowMasks mk(M);
+  alignas(32) float out[16];
+  for (int64_t r = begin; r < end; ++r) {
+    const float* xr = x + r * p.x_sr;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for_each_nonzero(xr, K, [&](int64_t j) {
+      const __m256 a = _mm256_set1_ps(xr[j]);
+      const float* w = wt + j * M;
+      acc0 = _mm256_add_ps(acc0, _mm256_mul_ps(a, _mm256_maskload_ps(w, mk.m0)));
+      if (M > 8) acc1 = _mm256_add_ps(acc1, _mm256_mul_ps(a, _mm256_maskload_ps(w + 8, mk.m1)));
+    });
+    _mm256_store_ps(out, acc0);
+    _mm256_store_ps(out + 8, acc1);
+    std::memcpy(y + r * M, out, static_cast<size_t>(M) * sizeof(float));
+  }
+}
+#endif
+
 template <typename T>
 void spike_linear_fwd_kernel(const SpikeLinearParams& p, int64_t begin, int64_t end) {
+#if defined(FASTSNN_CPU_FMA)
+  if constexpr (std::is_same_v<T, float>) {
+    if (p.M <= 16) return spike_linear_fwd_small_f32(p, begin, end);
+  }
+#endif
   const T* x = static_cast<const T*>(p.x);
   const T* wt = static_cast<const T*>(p.wt);
   T* y = static_cast<T*>(p.y);
@@ -105,9 +149,52 @@ void spike_linear_gx_kernel(const SpikeLinearParams& p, int64_t begin, int64_t e
   }
 }
 
+#if defined(FASTSNN_CPU_FMA)
+// dL/dw for a readout's few outputs (float, M <= 16): the rows of the gradient are kept 16
+// wide in a local buffer, so each nonzero updates its row with two whole-vector
+// read-modify-writes (a neuron that fires in consecutive rows forwards its row from store to
+// load; a masked store does not forward), and the buffer is added into gwt at the end. The
+// buffer starts at zero and gwt is zero, so the sums and their order are those of axpy_row.
+inline void spike_linear_gwt_small_f32(const SpikeLinearParams& p, int64_t begin, int64_t end,
+                                       float* gwt) {
+  const float* x = static_cast<const float*>(p.x);
+  const float* gy = static_cast<const float*>(p.gy);
+  const int64_t K = p.K, M = p.M;
+  const SmallRowMasks mk(M);
+  std::vector<float> wide(static_cast<size_t>(K) * 16 + 8, 0.0f);
+  // 32-byte aligned rows of 16 floats
+  float* P = wide.data() + ((32 - reinterpret_cast<std::uintptr_t>(wide.data()) % 32) % 32) / 4;
+  for (int64_t r = begin; r < end; ++r) {
+    const float* xr = x + r * p.x_sr;
+    const float* gr = gy + r * M;
+    __m256 g0 = _mm256_setzero_ps(), g1 = _mm256_setzero_ps();
+    bool loaded = false;
+    for_each_nonzero(xr, K, [&](int64_t j) {
+      if (!loaded) {
+        g0 = _mm256_maskload_ps(gr, mk.m0);
+        g1 = _mm256_maskload_ps(gr + 8, mk.m1);
+        loaded = true;
+      }
+      const __m256 a = _mm256_set1_ps(xr[j]);
+      float* q = P + j * 16;
+      _mm256_store_ps(q, _mm256_add_ps(_mm256_load_ps(q), _mm256_mul_ps(a, g0)));
+      _mm256_store_ps(q + 8, _mm256_add_ps(_mm256_load_ps(q + 8), _mm256_mul_ps(a, g1)));
+    });
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t m = 0; m < M; ++m) gwt[k * M + m] += P[k * 16 + m];
+  }
+}
+#endif
+
 // gwt [K, M] (zeroed by the caller) += Σ_r x[r, :]ᵀ gy[r, :] over rows [begin, end).
 template <typename T>
 void spike_linear_gwt_kernel(const SpikeLinearParams& p, int64_t begin, int64_t end, T* gwt) {
+#if defined(FASTSNN_CPU_FMA)
+  if constexpr (std::is_same_v<T, float>) {
+    if (p.M <= 16) return spike_linear_gwt_small_f32(p, begin, end, gwt);
+  }
+#endif
   const T* x = static_cast<const T*>(p.x);
   const T* gy = static_cast<const T*>(p.gy);
   const int64_t K = p.K, M = p.M;
