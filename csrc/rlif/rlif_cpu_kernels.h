@@ -47,6 +47,26 @@ inline void gemm_panel_f32(int64_t M, int64_t K, const float* A, int64_t lda, co
     }
   };
   int64_t r = 0;
+  if constexpr (!kTwo) {
+    // One vector of columns: 8 rows at a time, so 8 independent sums keep both FMA pipes busy
+    // (4 rows gave 4 chains of the FMA latency: the narrow last panel at N = 100, 4 of 100
+    // columns, took as long as a 16-column one).
+    for (; r + 8 <= M; r += 8) {
+      const float* a = A + r * lda;
+      __m256 c[8];
+      for (int q = 0; q < 8; ++q) c[q] = _mm256_setzero_ps();
+      const float* bp = Bm + j0;
+      for (int64_t k = 0; k < K; ++k, bp += ldb) {
+        const __m256 b0 = load(bp, m0);
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; ++q) {
+          c[q] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + q * lda + k), b0, c[q]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) store(C + (r + q) * ldc + j0, m0, c[q]);
+    }
+  }
   for (; r + 4 <= M; r += 4) {
     const float* a0 = A + r * lda;
     const float* a1 = a0 + lda;
