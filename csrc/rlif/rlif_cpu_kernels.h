@@ -219,44 +219,27 @@ class AlignedRows {
   T* data_;
 };
 
-// Spike flags: one byte per neuron (0 or 1), a row padded with zero bytes to flag_stride(n),
-// so the scan below reads whole 32-byte groups.
-inline int64_t flag_stride(int64_t n) { return (n + 31) / 32 * 32; }
-
-// fn(j) for every j < n with flag[j] != 0, in ascending j. With sparse spikes most 32-byte
-// groups are zero and cost one test.
-template <typename F>
-inline void for_each_flag(const uint8_t* flag, int64_t n, F&& fn) {
-  for (int64_t j0 = 0; j0 < n; j0 += 32) {
-#if defined(FASTSNN_CPU_FMA)
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(flag + j0));
-    for_each_set_bit(~static_cast<uint32_t>(_mm256_movemask_epi8(
-                         _mm256_cmpeq_epi8(v, _mm256_setzero_si256()))),
-                     j0, fn);
-#else
-    uint64_t w[4];
-    std::memcpy(w, flag + j0, 32);
-    if ((w[0] | w[1] | w[2] | w[3]) == 0) continue;
-    for (int q = 0; q < 4; ++q) {
-      uint64_t word = w[q];
-      while (word != 0) {
-        fn(j0 + 8 * q + (__builtin_ctzll(word) >> 3));
-        word &= word - 1;  // each flag byte is 0 or 1: clears that byte
-      }
-    }
-#endif
-  }
-}
-
-// fn(j) for every j < n (a multiple of 8, rows padded) with heaviside(u[j], thr[j]) != 0, in
-// ascending j: the spikes S_t of a row, recomputed from its membrane U_t as the backward does.
+// fn(j) for every j < n with heaviside(u[j], thr[j]) != 0, in ascending j: the spikes S_t of a
+// row, recomputed from its membrane U_t as the backward does. Reads nothing past u[n - 1].
 template <typename acc_t, typename F>
 inline void for_each_spike(const acc_t* u, const acc_t* thr, int64_t n, F&& fn) {
 #if defined(FASTSNN_CPU_FMA)
   if constexpr (std::is_same_v<acc_t, float>) {
     const __m256 zero = _mm256_setzero_ps();
+    alignas(32) int32_t lanes[16];
+    for (int i = 0; i < 16; ++i) lanes[i] = i < 8 ? -1 : 0;
     auto mask8 = [&](int64_t j) {  // (u - thr) > 0, ordered: NaN never spikes, as heaviside
-      const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(u + j), _mm256_loadu_ps(thr + j));
+      __m256 a, b;
+      if (j + 8 <= n) {
+        a = _mm256_loadu_ps(u + j);
+        b = _mm256_loadu_ps(thr + j);
+      } else {  // the last lanes through a mask: no read past the row
+        const __m256i m =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lanes + 8 - (n - j)));
+        a = _mm256_maskload_ps(u + j, m);
+        b = _mm256_maskload_ps(thr + j, m);
+      }
+      const __m256 d = _mm256_sub_ps(a, b);
       return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(d, zero, _CMP_GT_OQ)));
     };
     // 32 lanes per walk over the set bits: with sparse spikes a walk per 8 lanes cost a
@@ -442,7 +425,6 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
   std::vector<acc_t> cU(TN), cI(TN), cS(kDetach ? 0 : TN), gI(TN), rc(TN, acc_t(0));
   std::vector<acc_t> GA(kParams ? TN : 0), GB(kParams ? TN : 0), GT(kParams ? TN : 0);
   std::vector<io_t> Gx(N);
-  std::vector<uint8_t> Fl(flag_stride(N), 0);  // S_{t-1} of the current row, for dV
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b0 = item * tile, nb = std::min(tile, p.B - b0);
@@ -504,10 +486,7 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
         }
         stream_row(gx + b * p.gx_sb + t * p.gx_st, Gx.data(), N);
         if (dw != nullptr) {  // dV[j, :] += gI_t for every neuron j that spiked at t-1
-          uint8_t* __restrict__ fl = Fl.data();
-#pragma GCC ivdep
-          for (int64_t j = 0; j < N; ++j) fl[j] = heaviside(up[j], kT[j]) != acc_t(0);
-          for_each_flag(fl, N, [&](int64_t j) { add_row(dw + j * N, gIr, N); });
+          for_each_spike(up, kT, N, [&](int64_t j) { add_row(dw + j * N, gIr, N); });
         }
       }
     }
