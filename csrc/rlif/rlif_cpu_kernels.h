@@ -185,15 +185,15 @@ inline void add_row(acc_t* __restrict__ dst, const acc_t* __restrict__ src, int6
   for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
 }
 
-// The forward's internal rows are padded to a whole number of vectors and 64-byte aligned. At
-// N = 100 its neuron loop (which also stored a byte flag per neuron, so it ran 32 lanes at a
+// Internal rows are padded to a whole number of vectors and 64-byte aligned. At N = 100 the
+// forward's neuron loop (which also stored a byte flag per neuron, so it ran 32 lanes at a
 // time) did 3 vector iterations and 4 scalar ones a row; with one thread it cost 1.2-1.5 ns a
-// neuron-step against 0.9 at N = 96 or 112, and 1.0 padded. The user's rows (X, S, the saved U
-// and I) keep their layout and pass through row buffers; the spikes are found from U itself.
-// Pad lanes hold zeros (alpha = beta = gamma = 0, threshold 1: they never spike) and never
-// reach a real lane: the products run over the real k only. The backward reads the user's rows
-// in place: the same padding there, with its extra row copies, measured 0.2-0.5 ms slower at
-// B = 250, T = 100, N = 100.
+// neuron-step against 0.9 at N = 96 or 112, and 1.0 padded. The backward padded (its
+// carries, U_t and U_{t-1}, dL/dS_t, and dV accumulated in padded rows) measured 5-9% faster
+// at 9% firing, the same at 1.4%. The user's rows (X, S, dL/dS, the saved U and I, dL/dX)
+// keep their layout and pass through row buffers; spikes are found from U itself. Pad lanes
+// hold zeros (alpha = beta = gamma = 0, threshold 1: they never spike) and never reach a
+// real lane: the products run over the real k only, and only real columns are written out.
 template <typename io_t, typename acc_t>
 inline int64_t padded_width(int64_t n) {
   constexpr int64_t lanes = std::max<int64_t>(8, 32 / std::min(sizeof(io_t), sizeof(acc_t)));
@@ -399,11 +399,10 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
                      acc_t* dw) {
   constexpr bool kHasI = kParams || (R == Reset::Zero && !kDetach);
   const LifBwdParams& p = rp.lif;
-  const int64_t N = p.N;
+  const int64_t N = p.N, NP = padded_width<io_t, acc_t>(N);
   const bool rec = !rp.detach_recurrent;
   const io_t* gs = static_cast<const io_t*>(p.gs);
   io_t* gx = static_cast<io_t*>(p.gx);
-  const acc_t* wt = static_cast<const acc_t*>(rp.wt);
   const acc_t* giT = static_cast<const acc_t*>(p.giT);
   const acc_t* guT = static_cast<const acc_t*>(p.guT);
   const acc_t* u_saved = static_cast<const acc_t*>(p.u_saved);
@@ -418,62 +417,86 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
   const acc_t kk = static_cast<acc_t>(p.scale);
   const acc_t norm = p.normalize_input ? acc_t(1) : acc_t(0);
 
-  const RlifConstRows<acc_t> k(p, N);  // unpadded: the backward reads the user's rows in place
-  const int64_t TN = tile * N;
+  const RlifConstRows<acc_t> k(p, NP);
+  AlignedRows<acc_t> Wt(rec ? N : 0, NP);  // Vᵀ, rows padded
+  if (rec) copy_rows_padded(static_cast<const acc_t*>(rp.wt), N, N, Wt);
   // Carries of the reverse scan per (row, neuron); gI holds gI_{t+1} on entry to step t and
   // gI_t on exit; rc the recurrent part of dL/dS_t.
-  std::vector<acc_t> cU(TN), cI(TN), cS(kDetach ? 0 : TN), gI(TN), rc(TN, acc_t(0));
-  std::vector<acc_t> GA(kParams ? TN : 0), GB(kParams ? TN : 0), GT(kParams ? TN : 0);
-  std::vector<io_t> Gx(N);
+  AlignedRows<acc_t> cU(tile, NP), cI(tile, NP), cS(kDetach ? 0 : tile, NP), gI(tile, NP),
+      rc(tile, NP);
+  AlignedRows<acc_t> GA(kParams ? tile : 0, NP), GB(kParams ? tile : 0, NP),
+      GT(kParams ? tile : 0, NP);
+  // The saved U (and I) rows of step t and t-1 of each tile row, padded: the row read as
+  // U_{t-1} at step t is U_t at step t-1, so each is copied once (two buffers per row, swapped).
+  AlignedRows<acc_t> Ubuf(2 * tile, NP), Ibuf(kHasI ? 2 * tile : 0, NP);
+  std::vector<int64_t> cur(tile);  // which of row r's two buffers holds step t
+  AlignedRows<io_t> Gs(1, NP), Gx(1, NP);  // dL/dS_t of one row (pads zero), dL/dX_t
+  AlignedRows<acc_t> Dw(dw != nullptr ? N : 0, NP);  // this run's dV, rows padded
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b0 = item * tile, nb = std::min(tile, p.B - b0);
-    std::copy_n(guT + b0 * N, nb * N, cU.data());
-    std::copy_n(giT + b0 * N, nb * N, cI.data());
-    if constexpr (!kDetach) std::fill_n(cS.data(), nb * N, acc_t(0));
-    if constexpr (kParams) {
-      std::fill_n(GA.data(), nb * N, acc_t(0));
-      std::fill_n(GB.data(), nb * N, acc_t(0));
-      std::fill_n(GT.data(), nb * N, acc_t(0));
+    for (int64_t r = 0; r < nb; ++r) {
+      std::copy_n(guT + (b0 + r) * N, N, cU.row(r));
+      std::copy_n(giT + (b0 + r) * N, N, cI.row(r));
+      cur[r] = 0;
+      if (p.T > 0) {
+        const int64_t off = ((b0 + r) * p.T + p.T - 1) * N;
+        std::copy_n(u_saved + off, N, Ubuf.row(2 * r));
+        if constexpr (kHasI) std::copy_n(i_saved + off, N, Ibuf.row(2 * r));
+      }
     }
-    std::fill_n(rc.data(), nb * N, acc_t(0));  // no R_T: nothing recurrent reaches S_{T-1}
+    if constexpr (!kDetach) std::fill_n(cS.data(), nb * NP, acc_t(0));
+    if constexpr (kParams) {
+      std::fill_n(GA.data(), nb * NP, acc_t(0));
+      std::fill_n(GB.data(), nb * NP, acc_t(0));
+      std::fill_n(GT.data(), nb * NP, acc_t(0));
+    }
+    std::fill_n(rc.data(), nb * NP, acc_t(0));  // no R_T: nothing recurrent reaches S_{T-1}
     for (int64_t t = p.T - 1; t >= 0; --t) {
       const bool rec_t = rec && t < p.T - 1;  // R_{t+1} exists: S_t fed step t+1
-      if (rec_t) tile_gemm<acc_t>(nb, N, N, gI.data(), N, wt, N, rc.data(), N);
+      if (rec_t) tile_gemm<acc_t>(nb, NP, N, gI.data(), NP, Wt.data(), NP, rc.data(), NP);
       for (int64_t r = 0; r < nb; ++r) {
-        const int64_t b = b0 + r, bn = b * N, rn = r * N;
-        const io_t* __restrict__ gst = gs + b * p.gs_sb + t * p.gs_st;
+        const int64_t b = b0 + r, bn = b * N;
+        const io_t* gst = gs + b * p.gs_sb + t * p.gs_st;
         const int64_t off = (b * p.T + t) * N;
-        const acc_t* __restrict__ ut = u_saved + off;
-        const acc_t* __restrict__ up = t > 0 ? ut - N : u0 + bn;
-        const acc_t* __restrict__ it = kHasI ? i_saved + off : nullptr;
-        const acc_t* __restrict__ ip = kHasI ? (t > 0 ? it - N : i0 + bn) : nullptr;
+        const acc_t* up_src = t > 0 ? u_saved + off - N : u0 + bn;
+        const acc_t* ip_src = kHasI ? (t > 0 ? i_saved + off - N : i0 + bn) : nullptr;
         if (t > 0) {  // the rows of step t-1
           prefetch_row(gst - p.gs_st, N * int64_t(sizeof(io_t)));
-          if (t > 1) prefetch_row(up - N, N * int64_t(sizeof(acc_t)));
-          if (kHasI && t > 1) prefetch_row(ip - N, N * int64_t(sizeof(acc_t)));
+          if (t > 1) prefetch_row(up_src - N, N * int64_t(sizeof(acc_t)));
+          if (kHasI && t > 1) prefetch_row(ip_src - N, N * int64_t(sizeof(acc_t)));
         }
-        const acc_t* __restrict__ rcr = rc.data() + rn;  // zero unless rec_t
-        acc_t* __restrict__ gIr = gI.data() + rn;
-        acc_t* __restrict__ cUr = cU.data() + rn;
-        acc_t* __restrict__ cIr = cI.data() + rn;
-        acc_t* __restrict__ cSr = kDetach ? nullptr : cS.data() + rn;
-        acc_t* __restrict__ GAr = kParams ? GA.data() + rn : nullptr;
-        acc_t* __restrict__ GBr = kParams ? GB.data() + rn : nullptr;
-        acc_t* __restrict__ GTr = kParams ? GT.data() + rn : nullptr;
+        std::copy_n(gst, N, Gs.data());
+        acc_t* up_buf = Ubuf.row(2 * r + 1 - cur[r]);
+        std::copy_n(up_src, N, up_buf);
+        acc_t* ip_buf = kHasI ? Ibuf.row(2 * r + 1 - cur[r]) : nullptr;
+        if constexpr (kHasI) std::copy_n(ip_src, N, ip_buf);
+        const io_t* __restrict__ gsr = Gs.data();
+        const acc_t* __restrict__ ut = Ubuf.row(2 * r + cur[r]);
+        const acc_t* __restrict__ up = up_buf;
+        const acc_t* __restrict__ it = kHasI ? Ibuf.row(2 * r + cur[r]) : nullptr;
+        const acc_t* __restrict__ ip = ip_buf;
+        const acc_t* __restrict__ rcr = rc.row(r);  // zero unless rec_t
+        acc_t* __restrict__ gIr = gI.row(r);
+        acc_t* __restrict__ cUr = cU.row(r);
+        acc_t* __restrict__ cIr = cI.row(r);
+        acc_t* __restrict__ cSr = kDetach ? nullptr : cS.row(r);
+        acc_t* __restrict__ GAr = kParams ? GA.row(r) : nullptr;
+        acc_t* __restrict__ GBr = kParams ? GB.row(r) : nullptr;
+        acc_t* __restrict__ GTr = kParams ? GT.row(r) : nullptr;
         io_t* __restrict__ Gxr = Gx.data();
         const acc_t* __restrict__ kA = k.A.data();
         const acc_t* __restrict__ kB = k.Be.data();
         const acc_t* __restrict__ kG = k.G.data();
         const acc_t* __restrict__ kT = k.Th.data();
 #pragma GCC ivdep  // lanes are independent
-        for (int64_t j = 0; j < N; ++j) {
+        for (int64_t j = 0; j < NP; ++j) {
           const LifConsts<acc_t> c{kA[j], kB[j], kG[j], kT[j]};
           LifGradCarry<acc_t> carry{cUr[j], cIr[j], acc_t(0)};
           if constexpr (!kDetach) carry.gS = cSr[j];
           acc_t i_t = acc_t(0);
           if constexpr (kHasI) i_t = it[j];
-          const acc_t g_in = static_cast<acc_t>(gst[j]) + rcr[j];
+          const acc_t g_in = static_cast<acc_t>(gsr[j]) + rcr[j];
           const auto res = lif_step_bwd<R, SG, kDetach>(c, kk, g_in, ut[j], up[j], i_t, carry);
           cUr[j] = carry.gU;
           cIr[j] = carry.gI;
@@ -484,30 +507,37 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
             lif_param_grads<R>(c, norm, res, up[j], ip[j], i_t, GAr[j], GBr[j], GTr[j]);
           }
         }
-        stream_row(gx + b * p.gx_sb + t * p.gx_st, Gx.data(), N);
+        stream_row(gx + b * p.gx_sb + t * p.gx_st, Gxr, N);
         if (dw != nullptr) {  // dV[j, :] += gI_t for every neuron j that spiked at t-1
-          for_each_spike(up, kT, N, [&](int64_t j) { add_row(dw + j * N, gIr, N); });
+          for_each_spike(up, kT, NP, [&](int64_t j) { add_row(Dw.row(j), gIr, NP); });
         }
+        cur[r] = 1 - cur[r];  // U_{t-1} is step t-1's U_t
       }
     }
     // Step -1: S_{-1} = Θ(U_{-1} - ϑ) fed R_0, so gI_0 @ Vᵀ joins its gradient.
-    if (rec && p.T > 0) tile_gemm<acc_t>(nb, N, N, gI.data(), N, wt, N, rc.data(), N);
+    if (rec && p.T > 0) tile_gemm<acc_t>(nb, NP, N, gI.data(), NP, Wt.data(), NP, rc.data(), NP);
     for (int64_t r = 0; r < nb; ++r) {
-      const int64_t bn = (b0 + r) * N, rn = r * N;
+      const int64_t bn = (b0 + r) * N;
       for (int64_t j = 0; j < N; ++j) {
         const LifConsts<acc_t> c{k.A[j], k.Be[j], k.G[j], k.Th[j]};
-        const acc_t gs_reset = kDetach ? acc_t(0) : cS[kDetach ? 0 : rn + j];
-        const LifGradCarry<acc_t> carry{cU[rn + j], cI[rn + j],
-                                        rec ? gs_reset + rc[rn + j] : gs_reset};
+        const acc_t gs_reset = kDetach ? acc_t(0) : cS.row(kDetach ? 0 : r)[j];
+        const LifGradCarry<acc_t> carry{cU.row(r)[j], cI.row(r)[j],
+                                        rec ? gs_reset + rc.row(r)[j] : gs_reset};
         acc_t gt_unused = acc_t(0);
-        acc_t& gt = kParams ? GT[kParams ? rn + j : 0] : gt_unused;
+        acc_t& gt = kParams ? GT.row(kParams ? r : 0)[j] : gt_unused;
         lif_initial_state_grads<SG>(c, kk, u0[bn + j], carry, gi0[bn + j], gu0[bn + j], gt);
         if constexpr (kParams) {
-          galpha[bn + j] = GA[rn + j];
-          gbeta[bn + j] = GB[rn + j];
-          gthr[bn + j] = GT[rn + j];
+          galpha[bn + j] = GA.row(r)[j];
+          gbeta[bn + j] = GB.row(r)[j];
+          gthr[bn + j] = GT.row(r)[j];
         }
       }
+    }
+  }
+  if (dw != nullptr) {
+    for (int64_t j = 0; j < N; ++j) {
+      const acc_t* d = Dw.row(j);
+      for (int64_t c = 0; c < N; ++c) dw[j * N + c] += d[c];
     }
   }
   stream_fence();
