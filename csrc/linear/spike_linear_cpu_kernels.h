@@ -11,7 +11,6 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
-#include <vector>
 
 #include "../common/cpu_chunks.h"
 
@@ -58,17 +57,6 @@ inline void axpy_row(T* __restrict__ dst, T a, const T* __restrict__ src, int64_
 }
 
 #if defined(FASTSNN_CPU_FMA)
-// Lane masks for the first 16 columns of a row of n <= 16 floats.
-struct SmallRowMasks {
-  __m256i m0, m1;
-  explicit SmallRowMasks(int64_t n) {
-    alignas(32) int32_t lanes[16];
-    for (int i = 0; i < 16; ++i) lanes[i] = i < n ? -1 : 0;
-    m0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
-    m1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
-  }
-};
-
 // The forward for a readout's few outputs (float, M <= 16): the row's M sums stay in two
 // registers while its nonzeros stream past, where axpy_row read and wrote the output row
 // once per nonzero. Same products and sums in the same order: the same bits.
@@ -77,7 +65,7 @@ inline void spike_linear_fwd_small_f32(const SpikeLinearParams& p, int64_t begin
   const float* wt = static_cast<const float*>(p.wt);
   float* y = static_cast<float*>(p.y);
   const int64_t K = p.K, M = p.M;
-  const SmallRowMasks mk(M);
+  const LaneMasks16 mk(M);
   alignas(32) float out[16];
   for (int64_t r = begin; r < end; ++r) {
     const float* xr = x + r * p.x_sr;
@@ -160,10 +148,9 @@ inline void spike_linear_gwt_small_f32(const SpikeLinearParams& p, int64_t begin
   const float* x = static_cast<const float*>(p.x);
   const float* gy = static_cast<const float*>(p.gy);
   const int64_t K = p.K, M = p.M;
-  const SmallRowMasks mk(M);
-  std::vector<float> wide(static_cast<size_t>(K) * 16 + 8, 0.0f);
-  // 32-byte aligned rows of 16 floats
-  float* P = wide.data() + ((32 - reinterpret_cast<std::uintptr_t>(wide.data()) % 32) % 32) / 4;
+  const LaneMasks16 mk(M);
+  AlignedRows<float> wide(K, 16);  // aligned rows of 16 floats, zero
+  float* P = wide.data();
   for (int64_t r = begin; r < end; ++r) {
     const float* xr = x + r * p.x_sr;
     const float* gr = gy + r * M;

@@ -31,10 +31,8 @@ inline void gemm_panel_f32(int64_t M, int64_t K, const float* A, int64_t lda, co
                            int64_t ldb, float* C, int64_t ldc, int64_t j0, int64_t w) {
   static_assert(W == 8 || W == 16, "panel width");
   constexpr bool kTwo = W == 16;
-  alignas(32) int32_t lanes[16];
-  for (int i = 0; i < 16; ++i) lanes[i] = i < w ? -1 : 0;
-  const __m256i m0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
-  const __m256i m1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
+  const LaneMasks16 mk(w);
+  const __m256i m0 = mk.m0, m1 = mk.m1;
   auto load = [&](const float* ptr, __m256i m) {
     if constexpr (kMasked) return _mm256_maskload_ps(ptr, m);
     return _mm256_loadu_ps(ptr);
@@ -200,25 +198,6 @@ inline int64_t padded_width(int64_t n) {
   return (n + lanes - 1) / lanes * lanes;
 }
 
-// rows × width elements of T, 64-byte aligned, filled with `fill`.
-template <typename T>
-class AlignedRows {
- public:
-  AlignedRows(int64_t rows, int64_t width, T fill = T(0))
-      : width_(width), buf_(static_cast<size_t>(rows * width) + 64 / sizeof(T), fill) {
-    const auto a = reinterpret_cast<std::uintptr_t>(buf_.data());
-    data_ = buf_.data() + (64 - a % 64) % 64 / sizeof(T);
-  }
-  T* row(int64_t r) { return data_ + r * width_; }
-  const T* row(int64_t r) const { return data_ + r * width_; }
-  T* data() { return data_; }
-
- private:
-  int64_t width_;
-  std::vector<T> buf_;
-  T* data_;
-};
-
 // fn(j) for every j < n with heaviside(u[j], thr[j]) != 0, in ascending j: the spikes S_t of a
 // row, recomputed from its membrane U_t as the backward does. Reads nothing past u[n - 1].
 template <typename acc_t, typename F>
@@ -226,16 +205,13 @@ inline void for_each_spike(const acc_t* u, const acc_t* thr, int64_t n, F&& fn) 
 #if defined(FASTSNN_CPU_FMA)
   if constexpr (std::is_same_v<acc_t, float>) {
     const __m256 zero = _mm256_setzero_ps();
-    alignas(32) int32_t lanes[16];
-    for (int i = 0; i < 16; ++i) lanes[i] = i < 8 ? -1 : 0;
     auto mask8 = [&](int64_t j) {  // (u - thr) > 0, ordered: NaN never spikes, as heaviside
       __m256 a, b;
       if (j + 8 <= n) {
         a = _mm256_loadu_ps(u + j);
         b = _mm256_loadu_ps(thr + j);
       } else {  // the last lanes through a mask: no read past the row
-        const __m256i m =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lanes + 8 - (n - j)));
+        const __m256i m = LaneMasks16(n - j).m0;
         a = _mm256_maskload_ps(u + j, m);
         b = _mm256_maskload_ps(thr + j, m);
       }
