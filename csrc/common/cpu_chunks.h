@@ -5,7 +5,9 @@
 // 64-byte aligned row buffers, and lane masks for a row's last partial vectors.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 namespace fastsnn {
@@ -74,6 +76,115 @@ struct LaneMasks16 {
   }
 };
 #endif
+
+// Writes the rows of one output sequence that lie back to back in memory (a batch row's steps
+// in a [B, T, N] tensor), one row per step, ascending (kDown false: step t, then t + 1) or
+// descending (kDown true: the backward's dL/dX, step t, then t - 1). Only whole 64-byte lines
+// go out with non-temporal stores; a row's partial end line waits here until the next row
+// completes it, and the sequence's two end lines (shared with its neighbours) get plain stores.
+// Streaming each row on its own left two partial lines a row for the memory system to merge
+// (at N = 100 the 16-byte streaming stores were the rlif forward's hottest instructions);
+// whole lines made rlif forward+backward at B=250 T=100 N=100 about 4% faster (medians of 6
+// side-by-side rounds, 7.56 against 7.85 ms on a loaded machine).
+template <typename T, bool kDown>
+class LineWriter {
+ public:
+  static constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+  // The first row pushed lands at dst (ascending) or ends at dst (descending).
+  void start(T* dst) {
+    edge_ = dst;
+    n_ = 0;
+    head_ = true;
+  }
+  void push(const T* src, int64_t n) {
+    if constexpr (kDown) {
+      push_down(src, n);
+    } else {
+      push_up(src, n);
+    }
+  }
+  // The sequence's last partial line, plain stores.
+  void finish() {
+    if constexpr (kDown) {
+      std::copy_n(line_ + kLine - n_, n_, edge_ - n_);
+    } else {
+      std::copy_n(line_, n_, edge_);
+    }
+    n_ = 0;
+  }
+
+ private:
+  static constexpr int64_t kSize = static_cast<int64_t>(sizeof(T));
+  // Ascending: edge_ is where line_[0:n_) goes; once past the head it is line-aligned.
+  void push_up(const T* src, int64_t n) {
+    int64_t i = 0;
+    if (head_) {  // up to the sequence's first line boundary: plain stores
+      const int64_t off = static_cast<int64_t>(reinterpret_cast<std::uintptr_t>(edge_) % 64);
+      i = std::min(n, off == 0 ? 0 : (64 - off) / kSize);
+      std::copy_n(src, i, edge_);
+      edge_ += i;
+      if (off != 0 && i == n) return;
+      head_ = false;
+    } else if (n_ > 0) {  // complete the pending line
+      const int64_t m = std::min(n, kLine - n_);
+      std::copy_n(src, m, line_ + n_);
+      n_ += m;
+      i = m;
+      if (n_ < kLine) return;
+      stream_line(edge_, line_);
+      edge_ += kLine;
+      n_ = 0;
+    }
+    for (; n - i >= kLine; i += kLine, edge_ += kLine) stream_line(edge_, src + i);
+    n_ = n - i;
+    std::copy_n(src + i, n_, line_);
+  }
+  // Descending: line_[kLine - n_ : kLine) goes just below edge_, which past the head is
+  // line-aligned.
+  void push_down(const T* src, int64_t n) {
+    int64_t j = n;  // src[0:j) still to place
+    if (head_) {
+      const int64_t off = static_cast<int64_t>(reinterpret_cast<std::uintptr_t>(edge_) % 64);
+      const int64_t h = std::min(n, off / kSize);
+      std::copy_n(src + n - h, h, edge_ - h);
+      edge_ -= h;
+      j = n - h;
+      if (off != 0 && j == 0) return;
+      head_ = false;
+    } else if (n_ > 0) {
+      const int64_t m = std::min(n, kLine - n_);
+      std::copy_n(src + n - m, m, line_ + kLine - n_ - m);
+      n_ += m;
+      j = n - m;
+      if (n_ < kLine) return;
+      stream_line(edge_ - kLine, line_);
+      edge_ -= kLine;
+      n_ = 0;
+    }
+    for (; j >= kLine; j -= kLine, edge_ -= kLine) stream_line(edge_ - kLine, src + j - kLine);
+    n_ = j;
+    std::copy_n(src, n_, line_ + kLine - n_);
+  }
+  static void stream_line(T* dst, const T* src) {  // dst 64-byte aligned
+#if defined(FASTSNN_CPU_FMA)
+    const auto* s = reinterpret_cast<const __m256i*>(src);
+    auto* d = reinterpret_cast<__m256i*>(dst);
+    _mm256_stream_si256(d, _mm256_loadu_si256(s));
+    _mm256_stream_si256(d + 1, _mm256_loadu_si256(s + 1));
+#elif defined(__SSE2__)
+    const auto* s = reinterpret_cast<const __m128i*>(src);
+    auto* d = reinterpret_cast<__m128i*>(dst);
+    for (int q = 0; q < 4; ++q) _mm_stream_si128(d + q, _mm_loadu_si128(s + q));
+#else
+    std::copy_n(src, kLine, dst);
+#endif
+  }
+  alignas(64) T line_[kLine];  // the pending partial line
+  T* edge_ = nullptr;
+  int64_t n_ = 0;  // elements pending
+  bool head_ = true;
+};
+
 
 }  // namespace FASTSNN_CPU_ISA
 }  // namespace fastsnn
