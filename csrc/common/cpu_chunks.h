@@ -85,7 +85,7 @@ struct LaneMasks16 {
 // Streaming each row on its own left two partial lines a row for the memory system to merge
 // (at N = 100 the 16-byte streaming stores were the rlif forward's hottest instructions);
 // whole lines made rlif forward+backward at B=250 T=100 N=100 about 4% faster (medians of 6
-// side-by-side rounds, 7.56 against 7.85 ms on a loaded machine).
+// side-by-side rounds, 7.63 against 7.89 ms on a loaded machine).
 template <typename T, bool kDown>
 class LineWriter {
  public:
