@@ -2,12 +2,12 @@
 // (included after the target pragma, inside FASTSNN_CPU_ISA): column chunking for the kernels
 // that keep a row's partial sums in registers (rlif's R_t gather, spike_linear's input
 // gradient), the walk over the set bits of a compare mask (the spike and nonzero scans),
-// 64-byte aligned row buffers, and lane masks for a row's last partial vectors.
+// 64-byte aligned row buffers, lane masks for a row's last partial vectors, and LineWriter,
+// which streams a sequence of back-to-back rows out in whole cache lines.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 #include <vector>
 
 namespace fastsnn {
@@ -184,7 +184,6 @@ class LineWriter {
   int64_t n_ = 0;  // elements pending
   bool head_ = true;
 };
-
 
 }  // namespace FASTSNN_CPU_ISA
 }  // namespace fastsnn

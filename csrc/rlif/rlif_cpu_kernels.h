@@ -196,8 +196,8 @@ void tile_gemm(int64_t M, int64_t N, int64_t K, const acc_t* A, int64_t lda, con
 // A tile walks several batch rows in lockstep, more concurrent streams than the hardware
 // prefetcher follows; each row asks for its next step's data one step ahead. Into L2, not L1
 // (prefetcht1): the backward's tile product streams Vᵀ (41.6 KB at N = 100) through the 32 KB
-// L1 in between, and with prefetches to L1 the rlif forward+backward at B=250 T=100 N=100 took
-// 6.9 ms against 6.1 ms (side by side, 4 rounds).
+// L1 in between. With prefetches to L1 the rlif forward+backward at B=250 T=100 N=100 took
+// 7.0 ms against 6.4 ms (medians of 4 alternating rounds).
 inline void prefetch_row(const void* ptr, int64_t bytes) {
   const char* c = static_cast<const char*>(ptr);
   for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 2);
@@ -354,11 +354,8 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
   AlignedRows<io_t> Xb(1, NP), Sb(1, NP);  // one row of X_t (pads zero) and of S_t
   std::vector<int32_t> spiked(N);  // a row's spiking neurons, ascending
   const bool s_lines = p.s_st == N;  // a batch row's steps of S lie back to back
-  std::vector<LineWriter<io_t, false>> ws;
-  std::vector<LineWriter<acc_t, false>> wu, wi;
-  ws.resize(s_lines ? tile : 0);
-  wu.resize(kSaveU ? tile : 0);
-  wi.resize(kSaveI ? tile : 0);
+  std::vector<LineWriter<io_t, false>> ws(s_lines ? tile : 0);
+  std::vector<LineWriter<acc_t, false>> wu(kSaveU ? tile : 0), wi(kSaveI ? tile : 0);
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b0 = item * tile, nb = std::min(tile, p.B - b0);
@@ -468,8 +465,7 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
   AlignedRows<io_t> Gs(1, NP), Gx(1, NP);  // dL/dS_t of one row (pads zero), dL/dX_t
   AlignedRows<acc_t> Dw(dw != nullptr ? N : 0, NP);  // this run's dV, rows padded
   const bool x_lines = p.gx_st == N;  // a batch row's steps of dL/dX lie back to back
-  std::vector<LineWriter<io_t, true>> wx;
-  wx.resize(x_lines ? tile : 0);
+  std::vector<LineWriter<io_t, true>> wx(x_lines ? tile : 0);
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b0 = item * tile, nb = std::min(tile, p.B - b0);
