@@ -94,7 +94,6 @@ class LineWriter {
   void start(T* dst) {
     edge_ = dst;
     n_ = 0;
-    head_ = true;
   }
   void push(const T* src, int64_t n) {
     if constexpr (kDown) {
@@ -115,16 +114,19 @@ class LineWriter {
 
  private:
   static constexpr int64_t kSize = static_cast<int64_t>(sizeof(T));
-  // Ascending: edge_ is where line_[0:n_) goes; once past the head it is line-aligned.
+  // edge_ % 64 in bytes: nonzero only before the sequence's first line boundary (the head,
+  // written with plain stores); a pending partial line exists only once edge_ is aligned.
+  int64_t edge_offset() const {
+    return static_cast<int64_t>(reinterpret_cast<std::uintptr_t>(edge_) % 64);
+  }
+  // Ascending: edge_ is where line_[0:n_) goes.
   void push_up(const T* src, int64_t n) {
     int64_t i = 0;
-    if (head_) {  // up to the sequence's first line boundary: plain stores
-      const int64_t off = static_cast<int64_t>(reinterpret_cast<std::uintptr_t>(edge_) % 64);
-      i = std::min(n, off == 0 ? 0 : (64 - off) / kSize);
+    if (const int64_t off = edge_offset(); off != 0) {
+      i = std::min(n, (64 - off) / kSize);
       std::copy_n(src, i, edge_);
       edge_ += i;
-      if (off != 0 && i == n) return;
-      head_ = false;
+      if (i == n) return;
     } else if (n_ > 0) {  // complete the pending line
       const int64_t m = std::min(n, kLine - n_);
       std::copy_n(src, m, line_ + n_);
@@ -139,18 +141,15 @@ class LineWriter {
     n_ = n - i;
     std::copy_n(src + i, n_, line_);
   }
-  // Descending: line_[kLine - n_ : kLine) goes just below edge_, which past the head is
-  // line-aligned.
+  // Descending: line_[kLine - n_ : kLine) goes just below edge_.
   void push_down(const T* src, int64_t n) {
     int64_t j = n;  // src[0:j) still to place
-    if (head_) {
-      const int64_t off = static_cast<int64_t>(reinterpret_cast<std::uintptr_t>(edge_) % 64);
+    if (const int64_t off = edge_offset(); off != 0) {
       const int64_t h = std::min(n, off / kSize);
       std::copy_n(src + n - h, h, edge_ - h);
       edge_ -= h;
       j = n - h;
-      if (off != 0 && j == 0) return;
-      head_ = false;
+      if (j == 0) return;
     } else if (n_ > 0) {
       const int64_t m = std::min(n, kLine - n_);
       std::copy_n(src + n - m, m, line_ + kLine - n_ - m);
@@ -182,7 +181,6 @@ class LineWriter {
   alignas(64) T line_[kLine];  // the pending partial line
   T* edge_ = nullptr;
   int64_t n_ = 0;  // elements pending
-  bool head_ = true;
 };
 
 }  // namespace FASTSNN_CPU_ISA
