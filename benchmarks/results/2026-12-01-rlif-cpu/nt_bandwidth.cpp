@@ -1,7 +1,8 @@
 // Streaming-store bandwidth in the rlif forward's write pattern (results README, "Bandwidth").
 // g++ -O2 -mavx2 -mfma -fopenmp nt_bandwidth.cpp -o nt && ./nt MODE THREADS
 // MODE 0: per step, 8 rows x 2 arrays of 400-byte rows (6 lines each); 1: each row's whole
-// sequence at once; k > 1: k steps per row at a time. Prints the last 5 of 15 repetitions.
+// sequence at once; k > 1: k steps per row at a time. Prints the last 5 of 15 repetitions and the
+// OpenMP team size.
 #include <immintrin.h>
 #include <chrono>
 #include <cstdio>
