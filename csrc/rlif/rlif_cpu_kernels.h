@@ -279,6 +279,58 @@ inline void for_each_spike(const acc_t* u, const acc_t* thr, int64_t n, F&& fn) 
   }
 }
 
+#if defined(FASTSNN_CPU_FMA)
+// For each 8-bit lane mask m: the positions of its set bits, ascending, one per byte (low byte
+// first), and how many there are.
+struct LanePositions {
+  uint64_t packed[256];
+  uint8_t count[256];
+  constexpr LanePositions() : packed(), count() {
+    for (int m = 0; m < 256; ++m) {
+      int c = 0;
+      for (int i = 0; i < 8; ++i) {
+        if ((m >> i) & 1) packed[m] |= uint64_t(i) << (8 * c++);
+      }
+      count[m] = static_cast<uint8_t>(c);
+    }
+  }
+};
+inline constexpr LanePositions kLanePositions{};
+#endif
+
+// out[0:ns) = the j < n with heaviside(u[j], thr[j]) != 0, ascending; returns ns. n is a
+// multiple of 8 (a padded row) and out has room for n + 8 entries. The float32 AVX2 build does
+// it without a branch per spike: per 8 lanes one compare, a table lookup of the set lanes'
+// positions and one 8-index store (the next store starts where the last one's valid indices
+// end). dV's walk over the spikes of U_{t-1} in the rlif backward took about 2% of the
+// forward+backward at B=250 T=100 N=100 (1.35% of neuron-steps spike) less than with the bit
+// walk of for_each_spike, whose loop exits mispredict (6 alternating rounds, twice: 0.980 and
+// 0.976).
+template <typename acc_t>
+inline int64_t spike_indices(const acc_t* u, const acc_t* thr, int64_t n, int32_t* out) {
+#if defined(FASTSNN_CPU_FMA)
+  if constexpr (std::is_same_v<acc_t, float>) {
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t ns = 0;
+    for (int64_t j = 0; j < n; j += 8) {
+      const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(u + j), _mm256_loadu_ps(thr + j));
+      // ordered compare: NaN never spikes, as heaviside
+      const unsigned m = static_cast<unsigned>(
+          _mm256_movemask_ps(_mm256_cmp_ps(d, zero, _CMP_GT_OQ)));
+      const __m128i pos = _mm_cvtsi64_si128(static_cast<long long>(kLanePositions.packed[m]));
+      const __m256i idx = _mm256_add_epi32(_mm256_cvtepu8_epi32(pos),
+                                           _mm256_set1_epi32(static_cast<int32_t>(j)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + ns), idx);
+      ns += kLanePositions.count[m];
+    }
+    return ns;
+  }
+#endif
+  int64_t ns = 0;
+  for_each_spike(u, thr, n, [&](int64_t j) { out[ns++] = static_cast<int32_t>(j); });
+  return ns;
+}
+
 // dst[c0:c0+C) = Σ_q src[rows[q] * ld + c0 : +C) over q < n, the sum held in registers (no
 // store per row added). Rows in the order given; 0 when n == 0.
 template <typename acc_t, int64_t C>
@@ -466,6 +518,7 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
   AlignedRows<acc_t> Dw(dw != nullptr ? N : 0, NP);  // this run's dV, rows padded
   const bool x_lines = p.gx_st == N;  // a batch row's steps of dL/dX lie back to back
   std::vector<LineWriter<io_t, true>> wx(x_lines ? tile : 0);
+  std::vector<int32_t> spiked(dw != nullptr ? NP + 8 : 0);  // spike_indices of U_{t-1}
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b0 = item * tile, nb = std::min(tile, p.B - b0);
@@ -549,7 +602,8 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
           stream_row(gx + b * p.gx_sb + t * p.gx_st, Gxr, N);
         }
         if (dw != nullptr) {  // dV[j, :] += gI_t for every neuron j that spiked at t-1
-          for_each_spike(up, kT, NP, [&](int64_t j) { add_row(Dw.row(j), gIr, NP); });
+          const int64_t ns = spike_indices(up, kT, NP, spiked.data());
+          for (int64_t q = 0; q < ns; ++q) add_row(Dw.row(spiked[q]), gIr, NP);
         }
         cur[r] = 1 - cur[r];  // U_{t-1} is step t-1's U_t
       }
