@@ -440,7 +440,10 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
   copy_rows_padded(static_cast<const acc_t*>(rp.w), N, N, W);
   AlignedRows<acc_t> I(tile, NP), U(tile, NP), Rt(tile, NP);
   AlignedRows<acc_t> Sd(rp.dense_product ? tile : 0, NP);  // S_{t-1} of the tile, dense path
-  AlignedRows<io_t> Xb(1, NP), Sb(1, NP);  // one row of X_t (pads zero) and of S_t
+  // X_t's lanes [0, NF) (N rounded down to a whole vector) are read in place, the last lanes
+  // [NF, NP) from a padded tail copy (pads zero): nothing past a row's end is read.
+  const int64_t NF = N / 8 * 8, NT = NP - NF;
+  AlignedRows<io_t> XT(1, std::max<int64_t>(NT, 8)), Sb(1, NP);  // X_t's tail, a row of S_t
   std::vector<int32_t> spiked(N);  // a row's spiking neurons, ascending
   const bool short_rows = has_short_row_walk<acc_t>() && NP <= 128;
   const bool s_lines = p.s_st == N;  // a batch row's steps of S lie back to back
@@ -479,26 +482,33 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
       for (int64_t r = 0; r < nb; ++r) {
         const int64_t b = b0 + r;
         const io_t* xt = x + b * p.x_sb + t * p.x_st;
-        std::copy_n(xt, N, Xb.data());
-        const io_t* __restrict__ xr = Xb.data();
-        acc_t* __restrict__ Ir = I.row(r);
-        acc_t* __restrict__ Ur = U.row(r);
-        const acc_t* __restrict__ rt = Rt.row(r);
-        const acc_t* __restrict__ kA = k.A.data();
-        const acc_t* __restrict__ kB = k.Be.data();
-        const acc_t* __restrict__ kG = k.G.data();
-        const acc_t* __restrict__ kT = k.Th.data();
-        io_t* __restrict__ Sbr = Sb.data();
+        for (int64_t j = NF; j < N; ++j) XT.data()[j - NF] = xt[j];
         if (t + 1 < p.T) prefetch_row(xt + p.x_st, N * int64_t(sizeof(io_t)));
+        // Lanes [j0, j0 + len), xr pointing at lane j0 of X_t's row.
+        auto lanes = [&](int64_t j0, int64_t len, const io_t* __restrict__ xr) {
+          acc_t* __restrict__ Ir = I.row(r) + j0;
+          acc_t* __restrict__ Ur = U.row(r) + j0;
+          const acc_t* __restrict__ rt = Rt.row(r) + j0;
+          const acc_t* __restrict__ kA = k.A.data() + j0;
+          const acc_t* __restrict__ kB = k.Be.data() + j0;
+          const acc_t* __restrict__ kG = k.G.data() + j0;
+          const acc_t* __restrict__ kT = k.Th.data() + j0;
+          io_t* __restrict__ Sbr = Sb.data() + j0;
 #pragma GCC ivdep  // lanes are independent
-        for (int64_t j = 0; j < NP; ++j) {
-          const LifConsts<acc_t> c{kA[j], kB[j], kG[j], kT[j]};
-          acc_t i = Ir[j], u = Ur[j];
-          rlif_step_fwd<R>(c, static_cast<acc_t>(xr[j]), rt[j], i, u);
-          Ir[j] = i;
-          Ur[j] = u;
-          Sbr[j] = static_cast<io_t>(heaviside(u, c.thr));
-        }
+          for (int64_t j = 0; j < len; ++j) {
+            const LifConsts<acc_t> c{kA[j], kB[j], kG[j], kT[j]};
+            acc_t i = Ir[j], u = Ur[j];
+            rlif_step_fwd<R>(c, static_cast<acc_t>(xr[j]), rt[j], i, u);
+            Ir[j] = i;
+            Ur[j] = u;
+            Sbr[j] = static_cast<io_t>(heaviside(u, c.thr));
+          }
+        };
+        lanes(0, NF, xt);
+        if (NT > 0) lanes(NF, NT, XT.data());
+        const io_t* Sbr = Sb.data();
+        const acc_t* Ur = U.row(r);
+        const acc_t* Ir = I.row(r);
         if (s_lines) {
           ws[r].push(Sbr, N);
         } else {
@@ -552,11 +562,14 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
       rc(tile, NP);
   AlignedRows<acc_t> GA(kParams ? tile : 0, NP), GB(kParams ? tile : 0, NP),
       GT(kParams ? tile : 0, NP);
-  // The saved U (and I) rows of step t and t-1 of each tile row, padded: the row read as
-  // U_{t-1} at step t is U_t at step t-1, so each is copied once (two buffers per row, swapped).
-  AlignedRows<acc_t> Ubuf(2 * tile, NP), Ibuf(kHasI ? 2 * tile : 0, NP);
-  std::vector<int64_t> cur(tile);  // which of row r's two buffers holds step t
-  AlignedRows<io_t> Gs(1, NP), Gx(1, NP);  // dL/dS_t of one row (pads zero), dL/dX_t
+  // The lanes [0, NF) of a row (NF: N rounded down to a whole vector) are read in place from
+  // the caller's rows of dL/dS, U and I; the last lanes [NF, NP) from padded tail copies (pads
+  // zero), so nothing past a row's end is read and no whole row is copied.
+  const int64_t NF = N / 8 * 8, NT = NP - NF;
+  AlignedRows<io_t> GsT(1, std::max<int64_t>(NT, 8));
+  AlignedRows<acc_t> UT(2, std::max<int64_t>(NT, 8)), IT(kHasI ? 2 : 0, std::max<int64_t>(NT, 8));
+  constexpr bool kSameIo = std::is_same_v<io_t, acc_t>;  // dL/dX goes out from gI's row
+  AlignedRows<io_t> Gx(kSameIo ? 0 : 1, NP);  // dL/dX_t of one row in the I/O dtype
   AlignedRows<acc_t> Dw(dw != nullptr ? N : 0, NP);  // this run's dV, rows padded
   const bool x_lines = p.gx_st == N;  // a batch row's steps of dL/dX lie back to back
   std::vector<LineWriter<io_t, true>> wx(x_lines ? tile : 0);
@@ -567,13 +580,7 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
     for (int64_t r = 0; r < nb; ++r) {
       std::copy_n(guT + (b0 + r) * N, N, cU.row(r));
       std::copy_n(giT + (b0 + r) * N, N, cI.row(r));
-      cur[r] = 0;
       if (x_lines) wx[r].start(gx + (b0 + r) * p.gx_sb + p.T * N);
-      if (p.T > 0) {
-        const int64_t off = ((b0 + r) * p.T + p.T - 1) * N;
-        std::copy_n(u_saved + off, N, Ubuf.row(2 * r));
-        if constexpr (kHasI) std::copy_n(i_saved + off, N, Ibuf.row(2 * r));
-      }
     }
     if constexpr (!kDetach) std::fill_n(cS.data(), nb * NP, acc_t(0));
     if constexpr (kParams) {
@@ -589,65 +596,87 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
         const int64_t b = b0 + r, bn = b * N;
         const io_t* gst = gs + b * p.gs_sb + t * p.gs_st;
         const int64_t off = (b * p.T + t) * N;
+        const acc_t* ut_src = u_saved + off;
         const acc_t* up_src = t > 0 ? u_saved + off - N : u0 + bn;
+        const acc_t* it_src = kHasI ? i_saved + off : nullptr;
         const acc_t* ip_src = kHasI ? (t > 0 ? i_saved + off - N : i0 + bn) : nullptr;
         if (t > 0) {  // the rows of step t-1
           prefetch_row(gst - p.gs_st, N * int64_t(sizeof(io_t)));
           if (t > 1) prefetch_row(up_src - N, N * int64_t(sizeof(acc_t)));
           if (kHasI && t > 1) prefetch_row(ip_src - N, N * int64_t(sizeof(acc_t)));
         }
-        std::copy_n(gst, N, Gs.data());
-        acc_t* up_buf = Ubuf.row(2 * r + 1 - cur[r]);
-        std::copy_n(up_src, N, up_buf);
-        acc_t* ip_buf = kHasI ? Ibuf.row(2 * r + 1 - cur[r]) : nullptr;
-        if constexpr (kHasI) std::copy_n(ip_src, N, ip_buf);
-        const io_t* __restrict__ gsr = Gs.data();
-        const acc_t* __restrict__ ut = Ubuf.row(2 * r + cur[r]);
-        const acc_t* __restrict__ up = up_buf;
-        const acc_t* __restrict__ it = kHasI ? Ibuf.row(2 * r + cur[r]) : nullptr;
-        const acc_t* __restrict__ ip = ip_buf;
-        const acc_t* __restrict__ rcr = rc.row(r);  // zero unless rec_t
-        acc_t* __restrict__ gIr = gI.row(r);
-        acc_t* __restrict__ cUr = cU.row(r);
-        acc_t* __restrict__ cIr = cI.row(r);
-        acc_t* __restrict__ cSr = kDetach ? nullptr : cS.row(r);
-        acc_t* __restrict__ GAr = kParams ? GA.row(r) : nullptr;
-        acc_t* __restrict__ GBr = kParams ? GB.row(r) : nullptr;
-        acc_t* __restrict__ GTr = kParams ? GT.row(r) : nullptr;
-        io_t* __restrict__ Gxr = Gx.data();
-        const acc_t* __restrict__ kA = k.A.data();
-        const acc_t* __restrict__ kB = k.Be.data();
-        const acc_t* __restrict__ kG = k.G.data();
-        const acc_t* __restrict__ kT = k.Th.data();
-#pragma GCC ivdep  // lanes are independent
-        for (int64_t j = 0; j < NP; ++j) {
-          const LifConsts<acc_t> c{kA[j], kB[j], kG[j], kT[j]};
-          LifGradCarry<acc_t> carry{cUr[j], cIr[j], acc_t(0)};
-          if constexpr (!kDetach) carry.gS = cSr[j];
-          acc_t i_t = acc_t(0);
-          if constexpr (kHasI) i_t = it[j];
-          const acc_t g_in = static_cast<acc_t>(gsr[j]) + rcr[j];
-          const auto res = lif_step_bwd<R, SG, kDetach>(c, kk, g_in, ut[j], up[j], i_t, carry);
-          cUr[j] = carry.gU;
-          cIr[j] = carry.gI;
-          if constexpr (!kDetach) cSr[j] = carry.gS;
-          gIr[j] = res.gx;
-          Gxr[j] = static_cast<io_t>(res.gx);
-          if constexpr (kParams) {
-            lif_param_grads<R>(c, norm, res, up[j], ip[j], i_t, GAr[j], GBr[j], GTr[j]);
+        for (int64_t j = NF; j < N; ++j) {
+          GsT.data()[j - NF] = gst[j];
+          UT.row(0)[j - NF] = ut_src[j];
+          UT.row(1)[j - NF] = up_src[j];
+          if constexpr (kHasI) {
+            IT.row(0)[j - NF] = it_src[j];
+            IT.row(1)[j - NF] = ip_src[j];
           }
         }
+        acc_t* __restrict__ gIrow = gI.row(r);
+        io_t* gx_row = nullptr;
+        if constexpr (kSameIo) {
+          gx_row = gIrow;
+        } else {
+          gx_row = Gx.data();
+        }
+        // Lanes [j0, j0 + len): gsr, ut, up, it, ip point at lane j0 of their rows.
+        auto lanes = [&](int64_t j0, int64_t len, const io_t* __restrict__ gsr,
+                         const acc_t* __restrict__ ut, const acc_t* __restrict__ up,
+                         const acc_t* __restrict__ it, const acc_t* __restrict__ ip) {
+          const acc_t* __restrict__ rcr = rc.row(r) + j0;  // zero unless rec_t
+          acc_t* __restrict__ gIr = gIrow + j0;
+          acc_t* __restrict__ cUr = cU.row(r) + j0;
+          acc_t* __restrict__ cIr = cI.row(r) + j0;
+          acc_t* __restrict__ cSr = kDetach ? nullptr : cS.row(r) + j0;
+          acc_t* __restrict__ GAr = kParams ? GA.row(r) + j0 : nullptr;
+          acc_t* __restrict__ GBr = kParams ? GB.row(r) + j0 : nullptr;
+          acc_t* __restrict__ GTr = kParams ? GT.row(r) + j0 : nullptr;
+          io_t* __restrict__ Gxr = kSameIo ? nullptr : Gx.data() + j0;
+          const acc_t* __restrict__ kA = k.A.data() + j0;
+          const acc_t* __restrict__ kB = k.Be.data() + j0;
+          const acc_t* __restrict__ kG = k.G.data() + j0;
+          const acc_t* __restrict__ kT = k.Th.data() + j0;
+#pragma GCC ivdep  // lanes are independent
+          for (int64_t j = 0; j < len; ++j) {
+            const LifConsts<acc_t> c{kA[j], kB[j], kG[j], kT[j]};
+            LifGradCarry<acc_t> carry{cUr[j], cIr[j], acc_t(0)};
+            if constexpr (!kDetach) carry.gS = cSr[j];
+            acc_t i_t = acc_t(0);
+            if constexpr (kHasI) i_t = it[j];
+            const acc_t g_in = static_cast<acc_t>(gsr[j]) + rcr[j];
+            const auto res = lif_step_bwd<R, SG, kDetach>(c, kk, g_in, ut[j], up[j], i_t, carry);
+            cUr[j] = carry.gU;
+            cIr[j] = carry.gI;
+            if constexpr (!kDetach) cSr[j] = carry.gS;
+            gIr[j] = res.gx;
+            if constexpr (!kSameIo) Gxr[j] = static_cast<io_t>(res.gx);
+            if constexpr (kParams) {
+              lif_param_grads<R>(c, norm, res, up[j], ip[j], i_t, GAr[j], GBr[j], GTr[j]);
+            }
+          }
+        };
+        lanes(0, NF, gst, ut_src, up_src, it_src, ip_src);
+        if (NT > 0) {
+          lanes(NF, NT, GsT.data(), UT.row(0), UT.row(1), kHasI ? IT.row(0) : nullptr,
+                kHasI ? IT.row(1) : nullptr);
+        }
         if (x_lines) {
-          wx[r].push(Gxr, N);
+          wx[r].push(gx_row, N);
           if (t == 0) wx[r].finish();
         } else {
-          stream_row(gx + b * p.gx_sb + t * p.gx_st, Gxr, N);
+          stream_row(gx + b * p.gx_sb + t * p.gx_st, gx_row, N);
         }
         if (dw != nullptr) {  // dV[j, :] += gI_t for every neuron j that spiked at t-1
-          const int64_t ns = spike_indices(up, kT, NP, spiked.data());
-          for (int64_t q = 0; q < ns; ++q) add_row(Dw.row(spiked[q]), gIr, NP);
+          int64_t ns = spike_indices(up_src, k.Th.data(), NF, spiked.data());
+          if (NT > 0) {
+            const int64_t nt = spike_indices(UT.row(1), k.Th.data() + NF, NT, spiked.data() + ns);
+            for (int64_t q = ns; q < ns + nt; ++q) spiked[q] += static_cast<int32_t>(NF);
+            ns += nt;
+          }
+          for (int64_t q = 0; q < ns; ++q) add_row(Dw.row(spiked[q]), gIrow, NP);
         }
-        cur[r] = 1 - cur[r];  // U_{t-1} is step t-1's U_t
       }
     }
     // Step -1: S_{-1} = Θ(U_{-1} - ϑ) fed R_0, so gI_0 @ Vᵀ joins its gradient.
