@@ -299,16 +299,17 @@ struct LanePositions {
 inline constexpr LanePositions kLanePositions{};
 #endif
 
-// out[0:ns) = the j < n with heaviside(u[j], thr[j]) != 0, ascending; returns ns. n is a
-// multiple of 8 (a padded row) and out has room for n + 8 entries. The float32 AVX2 build does
-// it without a branch per spike: per 8 lanes one compare, a table lookup of the set lanes'
+// out[0:ns) = base + j for the j < n with heaviside(u[j], thr[j]) != 0, ascending; returns
+// ns. n is a multiple of 8 (a padded row) and out has room for n + 8 entries. The float32
+// AVX2 build does it without a branch per spike: per 8 lanes one compare, a table lookup of the set lanes'
 // positions and one 8-index store (the next store starts where the last one's valid indices
 // end). dV's walk over the spikes of U_{t-1} in the rlif backward took about 2% of the
 // forward+backward at B=250 T=100 N=100 (1.35% of neuron-steps spike) less than with the bit
 // walk of for_each_spike, whose loop exits mispredict (alternating in one process, three runs
 // of 5-6 rounds: 0.980, 0.976, 0.979).
 template <typename acc_t>
-inline int64_t spike_indices(const acc_t* u, const acc_t* thr, int64_t n, int32_t* out) {
+inline int64_t spike_indices(const acc_t* u, const acc_t* thr, int64_t n, int32_t* out,
+                             int64_t base = 0) {
 #if defined(FASTSNN_CPU_FMA)
   if constexpr (std::is_same_v<acc_t, float>) {
     int64_t ns = 0;
@@ -316,7 +317,7 @@ inline int64_t spike_indices(const acc_t* u, const acc_t* thr, int64_t n, int32_
       const uint32_t m = spike_bits8(_mm256_loadu_ps(u + j), _mm256_loadu_ps(thr + j));
       const __m128i pos = _mm_cvtsi64_si128(static_cast<long long>(kLanePositions.packed[m]));
       const __m256i idx = _mm256_add_epi32(_mm256_cvtepu8_epi32(pos),
-                                           _mm256_set1_epi32(static_cast<int32_t>(j)));
+                                           _mm256_set1_epi32(static_cast<int32_t>(base + j)));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + ns), idx);
       ns += kLanePositions.count[m];
     }
@@ -324,7 +325,7 @@ inline int64_t spike_indices(const acc_t* u, const acc_t* thr, int64_t n, int32_
   }
 #endif
   int64_t ns = 0;
-  for_each_spike(u, thr, n, [&](int64_t j) { out[ns++] = static_cast<int32_t>(j); });
+  for_each_spike(u, thr, n, [&](int64_t j) { out[ns++] = static_cast<int32_t>(base + j); });
   return ns;
 }
 
@@ -372,6 +373,13 @@ constexpr bool has_short_row_walk() {
 #else
   return false;
 #endif
+}
+
+// A row's lanes read in place from the caller's rows, [0, in_place_lanes(n)): n rounded down to
+// a whole 8-lane vector. The rest of the padded row comes from a tail copy of tail_width lanes.
+inline int64_t in_place_lanes(int64_t n) { return n / 8 * 8; }
+inline int64_t tail_width(int64_t n, int64_t padded) {
+  return std::max<int64_t>(padded - in_place_lanes(n), 8);
 }
 
 template <typename acc_t>
@@ -442,8 +450,8 @@ void rlif_fwd_kernel(const RlifFwdParams& rp, int64_t tile, int64_t begin, int64
   AlignedRows<acc_t> Sd(rp.dense_product ? tile : 0, NP);  // S_{t-1} of the tile, dense path
   // X_t's lanes [0, NF) (N rounded down to a whole vector) are read in place, the last lanes
   // [NF, NP) from a padded tail copy (pads zero): nothing past a row's end is read.
-  const int64_t NF = N / 8 * 8, NT = NP - NF;
-  AlignedRows<io_t> XT(1, std::max<int64_t>(NT, 8)), Sb(1, NP);  // X_t's tail, a row of S_t
+  const int64_t NF = in_place_lanes(N), NT = NP - NF;
+  AlignedRows<io_t> XT(1, tail_width(N, NP)), Sb(1, NP);  // X_t's tail, a row of S_t
   std::vector<int32_t> spiked(N);  // a row's spiking neurons, ascending
   const bool short_rows = has_short_row_walk<acc_t>() && NP <= 128;
   const bool s_lines = p.s_st == N;  // a batch row's steps of S lie back to back
@@ -565,9 +573,9 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
   // The lanes [0, NF) of a row (NF: N rounded down to a whole vector) are read in place from
   // the caller's rows of dL/dS, U and I; the last lanes [NF, NP) from padded tail copies (pads
   // zero), so nothing past a row's end is read and no whole row is copied.
-  const int64_t NF = N / 8 * 8, NT = NP - NF;
-  AlignedRows<io_t> GsT(1, std::max<int64_t>(NT, 8));
-  AlignedRows<acc_t> UT(2, std::max<int64_t>(NT, 8)), IT(kHasI ? 2 : 0, std::max<int64_t>(NT, 8));
+  const int64_t NF = in_place_lanes(N), NT = NP - NF;
+  AlignedRows<io_t> GsT(1, tail_width(N, NP));
+  AlignedRows<acc_t> UT(2, tail_width(N, NP)), IT(kHasI ? 2 : 0, tail_width(N, NP));
   constexpr bool kSameIo = std::is_same_v<io_t, acc_t>;  // dL/dX goes out from gI's row
   AlignedRows<io_t> Gx(kSameIo ? 0 : 1, NP);  // dL/dX_t of one row in the I/O dtype
   AlignedRows<acc_t> Dw(dw != nullptr ? N : 0, NP);  // this run's dV, rows padded
@@ -670,11 +678,7 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
         }
         if (dw != nullptr) {  // dV[j, :] += gI_t for every neuron j that spiked at t-1
           int64_t ns = spike_indices(up_src, k.Th.data(), NF, spiked.data());
-          if (NT > 0) {
-            const int64_t nt = spike_indices(UT.row(1), k.Th.data() + NF, NT, spiked.data() + ns);
-            for (int64_t q = ns; q < ns + nt; ++q) spiked[q] += static_cast<int32_t>(NF);
-            ns += nt;
-          }
+          if (NT > 0) ns += spike_indices(UT.row(1), k.Th.data() + NF, NT, spiked.data() + ns, NF);
           for (int64_t q = 0; q < ns; ++q) add_row(Dw.row(spiked[q]), gIrow, NP);
         }
       }
