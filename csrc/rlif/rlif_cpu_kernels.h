@@ -299,14 +299,14 @@ struct LanePositions {
 inline constexpr LanePositions kLanePositions{};
 #endif
 
-// out[0:ns) = base + j for the j < n with heaviside(u[j], thr[j]) != 0, ascending; returns
-// ns. n is a multiple of 8 (a padded row) and out has room for n + 8 entries. The float32
-// AVX2 build does it without a branch per spike: per 8 lanes one compare, a table lookup of the set lanes'
-// positions and one 8-index store (the next store starts where the last one's valid indices
-// end). dV's walk over the spikes of U_{t-1} in the rlif backward took about 2% of the
-// forward+backward at B=250 T=100 N=100 (1.35% of neuron-steps spike) less than with the bit
-// walk of for_each_spike, whose loop exits mispredict (alternating in one process, three runs
-// of 5-6 rounds: 0.980, 0.976, 0.979).
+// out[0:ns) = base + j for the j < n with heaviside(u[j], thr[j]) != 0, ascending; returns ns. n is
+// a multiple of 8 (a padded row) and out has room for n + 8 entries. The float32 AVX2 build does it
+// without a branch per spike: per 8 lanes one compare, a table lookup of the set lanes' positions
+// and one 8-index store (the next store starts where the last one's valid indices end). dV's walk
+// over the spikes of U_{t-1} in the rlif backward took about 2% of the forward+backward at B=250
+// T=100 N=100 (1.35% of neuron-steps spike) less than with the bit walk of for_each_spike, whose
+// loop exits mispredict (alternating in one process, three runs of 5-6 rounds: 0.980, 0.976,
+// 0.979).
 template <typename acc_t>
 inline int64_t spike_indices(const acc_t* u, const acc_t* thr, int64_t n, int32_t* out,
                              int64_t base = 0) {
