@@ -171,6 +171,15 @@ def parse_args(argv=None):
     return a
 
 
+def cpu_isa():
+    """What the CPU kernels run on this machine ("base", "avx2", "avx2+avx512"), or None when
+    the extension is not built."""
+    try:
+        return torch.ops.fastsnn.cpu_isa()
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def header(device, copy_gbps):
     def run(*cmd):
         try:
@@ -196,8 +205,9 @@ def header(device, copy_gbps):
         commit += "-dirty"
     return {"device": device, "device_name": name, "torch": torch.__version__,
             "cuda": torch.version.cuda, "triton": triton, "fastsnn": fastsnn.__version__,
-            "cpu_threads": torch.get_num_threads(), "date": datetime.datetime.now().isoformat(
-                timespec="seconds"), "git_commit": commit or None,
+            "cpu_threads": torch.get_num_threads(), "cpu_isa": cpu_isa(),
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "git_commit": commit or None,
             "backends": fastsnn.available_backends(), "copy_gbps": copy_gbps}
 
 
@@ -439,7 +449,8 @@ def markdown(hdr, rows):
                  f", copy bandwidth {hdr['copy_gbps']:.0f} GB/s" if cuda else ""),
              f"- torch {hdr['torch']}, CUDA {hdr['cuda'] or '-'}, triton {hdr['triton'] or '-'}, "
              f"fastsnn {hdr['fastsnn']} (backends: {', '.join(hdr['backends'])})",
-             f"- CPU threads: {hdr['cpu_threads']}; git commit: {hdr['git_commit'] or '-'}", "",
+             f"- CPU threads: {hdr['cpu_threads']}, CPU kernels: {hdr.get('cpu_isa') or '-'}; "
+             f"git commit: {hdr['git_commit'] or '-'}", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = [r["op"], r["mode"], r["dtype"], r["B"], r["T"], r["N"], r["provider"],

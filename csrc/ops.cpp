@@ -3,6 +3,7 @@
 
 #include <torch/library.h>
 
+#include "common/cpu_isa.h"
 #include "common/cpu_pool.h"
 
 // Absent optional outputs are empty({0}) tensors so every schema returns plain Tensors.
@@ -42,6 +43,7 @@ TORCH_LIBRARY(fastsnn, m) {
   m.def("cpu_pool_cached_bytes() -> int", &fastsnn::cpu_pool_cached_bytes);
   m.def("empty_cache() -> ()", &fastsnn::cpu_pool_empty_cache);
   m.def("set_poison(bool on) -> ()", &fastsnn::set_poison);
+  m.def("cpu_isa() -> str", &fastsnn::cpu_isa_name);
 }
 
 #ifdef FASTSNN_WITH_CUDA

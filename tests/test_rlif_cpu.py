@@ -237,3 +237,63 @@ def test_rlif_cpu_compiles_fullgraph():
     f(x1, v1).backward()
     compiled(x2, v2).backward()
     assert torch.equal(x1.grad, x2.grad) and torch.equal(v1.grad, v2.grad)
+
+
+def test_rlif_cpu_isa_paths_agree(tmp_path):
+    """The float32 tile products (the backward's gI @ Vᵀ, the dense forward's S @ V) run with
+    AVX-512 where the processor has it, else with AVX2, else baseline code. AVX-512 and AVX2
+    form every product element by the same FMA chain, so all outputs and gradients must be
+    bitwise equal; the baseline (no FMA) within float32 rounding. Widths cover every panel
+    rest (N padded to 8, 16, 24, 40, 64, 80, 104, 136) and batch sizes every row remainder of
+    a tile. Each ISA needs its own process: the choice is made once per process."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, torch, fastsnn\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "torch.set_num_threads(2)\n"
+        "from helpers import make_inputs\n"
+        "from test_rlif_cpu import make_weight, run_rlif\n"
+        "out = {'isa': torch.ops.fastsnn.cpu_isa()}\n"
+        "cases = [(15, 9, 100, {}), (13, 7, 20, {}), (5, 8, 40, {}), (1, 6, 130, {}),\n"
+        "         (3, 7, 61, {}), (6, 5, 80, {}), (4, 5, 8, {}), (2, 5, 17, {}),\n"
+        "         (7, 6, 33, {'reset': 'subtract', 'detach_reset': False})]\n"
+        "for dense in ('0', '1'):\n"
+        "    os.environ['FASTSNN_RLIF_DENSE'] = dense\n"
+        "    for B, T, N, kw in cases:\n"
+        "        for dt in (torch.float32, torch.bfloat16):\n"
+        "            X, p, st = make_inputs(B, T, N, dt, mean=0.6, std=0.8, state=True,\n"
+        "                                   learn=('alpha',))\n"
+        "            key = f'{dense}-{B}-{T}-{N}-{dt}'\n"
+        "            out[key] = run_rlif('cpu', X, make_weight(N, dt), p, st, **kw)\n"
+        "torch.save(out, sys.argv[1])\n"
+    )
+    here = os.path.dirname(__file__)
+    res = {}
+    for isa in ("avx2", "auto", "base"):
+        path = tmp_path / f"{isa}.pt"
+        env = dict(os.environ, FASTSNN_CPU_ISA=isa)
+        proc = subprocess.run([sys.executable, "-c", code, str(path), here], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        res[isa] = torch.load(path)
+    assert res["base"]["isa"] == "base"
+    keys = [k for k in res["auto"] if k != "isa"]
+    for key in keys:  # the baseline build: same spikes here, gradients within float32 rounding
+        (o_b, g_b), (o_a, g_a) = res["base"][key], res["auto"][key]
+        assert torch.equal(o_b["S"], o_a["S"]), key
+        for name in g_a:
+            assert rel_err(g_b[name], g_a[name]) <= 1e-5, (key, name)
+    if res["auto"]["isa"] != "avx2+avx512":
+        pytest.skip(f"no AVX-512 here (auto runs {res['auto']['isa']}): the AVX-512 product was "
+                    "not exercised; the baseline and AVX2 paths were")
+    assert res["avx2"]["isa"] == "avx2"
+    for key in keys:
+        (o_2, g_2), (o_5, g_5) = res["avx2"][key], res["auto"][key]
+        for name in o_2:
+            assert torch.equal(o_2[name], o_5[name]), (key, name)
+        assert set(g_2) == set(g_5)
+        for name in g_2:
+            assert torch.equal(g_2[name], g_5[name]), (key, name)

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "launch.h"
 
@@ -34,5 +35,14 @@ FASTSNN_DECLARE_CPU_ISA(avx2)
 
 // Whether the AVX2 kernels run here: the processor has AVX2 and FMA, and FASTSNN_CPU_ISA != "base".
 bool cpu_use_avx2();
+
+// Whether the AVX2 kernels' float32 tile products (rlif) use AVX-512 here: the AVX2 kernels
+// run, the processor and OS have AVX-512F, and FASTSNN_CPU_ISA is not "avx2" (nor "base").
+// Same results either way; FASTSNN_CPU_ISA=avx2 is there to compare and to time them.
+bool cpu_use_avx512();
+
+// What the CPU kernels run here: "base", "avx2", or "avx2+avx512" (AVX2 kernels whose rlif
+// float32 products use AVX-512). torch.ops.fastsnn.cpu_isa(); the benchmark header records it.
+std::string cpu_isa_name();
 
 }  // namespace fastsnn

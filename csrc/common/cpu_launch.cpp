@@ -217,4 +217,24 @@ bool cpu_use_avx2() {
 #endif
 }
 
+bool cpu_use_avx512() {
+#ifdef FASTSNN_HAS_AVX2_BUILD
+  static const bool use = [] {
+    if (!cpu_use_avx2()) return false;
+    const char* isa = std::getenv("FASTSNN_CPU_ISA");
+    if (isa != nullptr && std::string(isa) == "avx2") return false;
+    __builtin_cpu_init();  // libgcc also checks that the OS saves the AVX-512 registers
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return use;
+#else
+  return false;
+#endif
+}
+
+std::string cpu_isa_name() {
+  if (!cpu_use_avx2()) return "base";
+  return cpu_use_avx512() ? "avx2+avx512" : "avx2";
+}
+
 }  // namespace fastsnn

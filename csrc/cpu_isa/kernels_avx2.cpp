@@ -4,6 +4,7 @@
 // compiled for AVX2. Inlined into them, the shared math vectorizes eight lanes wide.
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "../common/cpu_dispatch.h"
+#include "../common/cpu_isa.h"
 #include "../li/li_math.h"
 #include "../lif/lif_math.h"
 #include <immintrin.h>
