@@ -158,8 +158,8 @@ inline void gemm_panel24_f32(int64_t M, int64_t K, const float* A, int64_t lda,
 }
 
 // The same product with 16-lane AVX-512 vectors, for processors with two 512-bit FMA units
-// (Intel Xeon since Skylake-SP: twice the multiply-adds per cycle of AVX2; Zen 4 splits them
-// in halves and gains nothing, nor loses). Each C[r, j] is the same FMA chain over k = 0..K-1
+// (most Intel Xeons since Skylake-SP: twice the multiply-adds per cycle of AVX2; with one such
+// unit, or on Zen 4, which splits them in halves, the rate is AVX2's: nothing gained or lost). Each C[r, j] is the same FMA chain over k = 0..K-1
 // from zero as in the AVX2 panels, so the results are bitwise those of the AVX2 product.
 // Compiled for AVX-512 by a function attribute inside this AVX2 unit; picked at run time
 // (cpu_use_avx512). The attribute's functions are never inlined into AVX2 code.
@@ -223,7 +223,7 @@ FASTSNN_AVX512_FN inline void gemm_panel512(int64_t M, int64_t K, const float* A
 // tile_gemm's float32 product with AVX-512: the row's nv = ceil(N / 16) vectors in panels of
 // 3, the last panel's last vector masked. A rest of one vector is not left alone: 8 FMA chains
 // of 8 rows × 1 vector are short of the two FMA pipes' 2 × 4-cycle latency (at N = 100 that
-// panel took a quarter of the product's time for a seventh of its work), so the last four
+// panel took a fifth of the product's time for a seventh of its work), so the last four
 // vectors go as two panels of 2 instead. At N = 100 (104 padded columns): 3 + 2 + 2 vectors,
 // 7 vector FMAs per row and k against the AVX2 panels' 13.
 FASTSNN_AVX512_FN __attribute__((noinline)) inline void tile_gemm_f32_avx512(
