@@ -38,8 +38,12 @@ def _cuda_wanted(sources_cu):
 
 
 def _extension():
-    cpp = sorted(glob.glob("csrc/**/*.cpp", recursive=True))
-    cu = sorted(glob.glob("csrc/**/*.cu", recursive=True))
+    # csrc/emu is the host emulation of the CUDA kernels, built by the tests (tests/cuda_emu.py)
+    def sources(ext):
+        return sorted(p for p in glob.glob(f"csrc/**/*.{ext}", recursive=True)
+                      if not p.startswith(os.path.join("csrc", "emu", "")))
+
+    cpp, cu = sources("cpp"), sources("cu")
     # -fno-trapping-math lets GCC if-convert the spike selects so the neuron loops vectorize;
     # -ffp-contract=off keeps a*b+c rounded twice, as the eager reference does.
     cxx = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]

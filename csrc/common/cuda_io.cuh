@@ -18,6 +18,17 @@
 #include "launch.h"
 #include "switch.h"
 
+// The two spellings host C++ cannot parse, as macros so that the host emulation
+// (csrc/emu/cuda_emu.h, which defines them first) compiles these sources unchanged otherwise:
+// FASTSNN_LAUNCH(kernel, grid, block, smem, stream)(args...) is kernel<<<...>>>(args...), and
+// FASTSNN_DYNAMIC_SMEM(name) declares a kernel's dynamic shared memory.
+#ifndef FASTSNN_LAUNCH
+#define FASTSNN_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#endif
+#ifndef FASTSNN_DYNAMIC_SMEM
+#define FASTSNN_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
+
 namespace fastsnn {
 
 constexpr int kThreads = 128;  // threads per block
@@ -147,8 +158,8 @@ void launch(Kernel kernel, const Params& p, int64_t lanes, void* stream, const c
     throw std::runtime_error(std::string(op) + ": B * N = " + std::to_string(p.B * p.N) +
                              " is too large for one launch");
   }
-  kernel<<<static_cast<unsigned>(blocks), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      p, lanes);
+  FASTSNN_LAUNCH(kernel, static_cast<unsigned>(blocks), kThreads, 0,
+                 static_cast<cudaStream_t>(stream))(p, lanes);
   check_cuda(cudaGetLastError(), op, "kernel launch failed");
 }
 

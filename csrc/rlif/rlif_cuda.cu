@@ -38,8 +38,8 @@ void launch_rlif(Kernel kernel, const RlifPlan& pl, void* stream, const char* op
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(pl.smem_bytes)),
              op, "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
-  kernel<<<static_cast<unsigned>(pl.blocks), pl.threads, static_cast<size_t>(pl.smem_bytes),
-           static_cast<cudaStream_t>(stream)>>>(args...);
+  FASTSNN_LAUNCH(kernel, static_cast<unsigned>(pl.blocks), pl.threads,
+                 static_cast<size_t>(pl.smem_bytes), static_cast<cudaStream_t>(stream))(args...);
   check_cuda(cudaGetLastError(), op, "kernel launch failed");
 }
 

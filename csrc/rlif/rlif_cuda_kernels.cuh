@@ -415,7 +415,7 @@ __device__ __forceinline__ void initial_grads(int sg, const LifConsts<acc_t>& c,
 template <typename io_t, typename acc_t, Reset R>
 __global__ void __launch_bounds__(kRlifMaxThreads, 1)
     rlif_fwd_kernel(const LifFwdParams p, const acc_t* __restrict__ w, const RlifPlan pl) {
-  extern __shared__ __align__(16) unsigned char smem[];
+  FASTSNN_DYNAMIC_SMEM(smem);
   const int64_t N = p.N, T = p.T;
   const int tid = static_cast<int>(threadIdx.x);
   const int64_t b0 = int64_t(blockIdx.x) * pl.rows;
@@ -510,7 +510,7 @@ __global__ void __launch_bounds__(kRlifMaxThreads, 1)
     rlif_bwd_kernel(const RlifBwdParams rp, const RlifPlan pl) {
   constexpr bool kHasI = kParams || (R == Reset::Zero && !kDetach);
   constexpr bool kCarryS = !kDetach;
-  extern __shared__ __align__(16) unsigned char smem[];
+  FASTSNN_DYNAMIC_SMEM(smem);
   const LifBwdParams& p = rp.lif;
   const int64_t N = p.N, T = p.T;
   const int tid = static_cast<int>(threadIdx.x);
