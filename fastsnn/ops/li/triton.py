@@ -14,12 +14,17 @@ Bytes per neuron-step (io = I/O element size, acc = 4, or 8 for float64 x):
            keeps  nothing.
 """
 
+import itertools
+
 import torch
 import triton
 import triton.language as tl
 
-from ..lif.triton import (acc_args, acc_dtype, alloc, alloc_like, check_btn, launch, maybe_alloc,
-                          unit_neuron_stride)
+from ..._validate import IO_DTYPES
+from ..lif import triton as lif_triton
+from ..lif.triton import (BOOLS, acc_args, acc_dtype, alloc, alloc_like, check_btn,
+                          distinct_sizes, launch, maybe_alloc, record_launches, tile_config,
+                          unique, unit_neuron_stride)
 
 
 @triton.jit(do_not_specialize=["T"])
@@ -205,6 +210,22 @@ def li_bwd_triton(grad_u, grad_iT, grad_uT, i_saved, u_saved, i0, u0, alpha, bet
 def _(grad_u, grad_iT, grad_uT, i_saved, u_saved, i0, u0, alpha, beta, normalize_input,
       param_grads):
     return _bwd_outputs(unit_neuron_stride(grad_u), param_grads)
+
+
+def kernel_variants():
+    """Every KernelVariant (fastsnn/ops/lif/triton.py) that li_fwd_triton and li_bwd_triton can
+    launch: their whole argument space run through them with the launches recorded."""
+    sizes = distinct_sizes(tile_config, lif_triton.MAX_BLOCK_N)
+    with record_launches() as rec:
+        for dtype, N in itertools.product(IO_DTYPES, sizes):
+            acc = acc_dtype(dtype)
+            x = torch.zeros(1, 1, N, dtype=dtype)
+            p, st, seq = (torch.zeros(shape, dtype=acc) for shape in ((N,), (1, N), (1, 1, N)))
+            for normalize, save in itertools.product(BOOLS, BOOLS):
+                li_fwd_triton(x, p, p, st, st, normalize, save)
+            for normalize, params in itertools.product(BOOLS, BOOLS):
+                li_bwd_triton(x, st, st, seq, seq, st, st, p, p, normalize, params)
+    return unique(rec)
 
 
 __all__ = ["li_fwd_triton", "li_bwd_triton", "li_fwd_kernel", "li_bwd_kernel"]

@@ -32,12 +32,15 @@ repeat bit for bit).
 """
 
 import contextlib
+import dataclasses
+import itertools
 
 import torch
 import triton
 import triton.language as tl
 from triton.runtime.jit import JITFunction
 
+from ..._enums import RESETS, SURROGATES
 from ..._validate import IO_DTYPES, acc_dtype
 
 MAX_BLOCK_N = 128  # neurons per program (tests lower it to exercise several blocks per row)
@@ -286,23 +289,95 @@ def check_code(value, hi, op, name):
         raise ValueError(f"{op}: {name} code must be in [0, {hi}], got {value}")
 
 
-def launch_config(x, N):
-    """(device context, BLOCK_N, num_warps) for a launch on x's device."""
+def device_context(x):
+    """The context a launch on x's device runs in (Triton launches on the current device)."""
     if x.device.type == "cuda":
-        ctx = torch.cuda.device(x.device)  # Triton launches on the current device
-    elif COMPILED:
+        return torch.cuda.device(x.device)
+    if COMPILED:
         raise RuntimeError(
             f"fastsnn's Triton kernels got tensors on {x.device}: they run on CUDA tensors, or on "
             "the CPU under the Triton interpreter, which needs TRITON_INTERPRET=1 set before "
             "fastsnn's Triton modules are first imported")
-    else:
-        ctx = contextlib.nullcontext()
+    return contextlib.nullcontext()
+
+
+def tile_config(N):
+    """(BLOCK_N, num_warps) of the LIF / LI kernels for N neurons."""
     block_n = min(max(triton.next_power_of_2(N), 16), MAX_BLOCK_N)
-    return ctx, block_n, max(1, min(4, block_n // 32))
+    return block_n, max(1, min(4, block_n // 32))
 
 
 def tl_acc(acc):
     return tl.float64 if acc == torch.float64 else tl.float32
+
+
+# What Triton compiles a kernel for, as the wrappers launch it. Every module's kernel_variants()
+# lists these for its wrappers; tests/test_triton_aot.py compiles them ahead of time for sm_90.
+TRITON_TYPES = {torch.float64: "fp64", torch.float32: "fp32", torch.bfloat16: "bf16",
+                torch.float16: "fp16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelVariant:
+    """One specialisation of a Triton kernel that a wrapper launches (Triton compiles each once):
+    the kernel (its module and name), the I/O dtype of the input x, the type of each argument
+    passed by position ("*fp32" style for a tensor, "int" for an integer), the constexpr values
+    (a dtype as its Triton name, "fp32") and the compile options. Triton also specialises on the
+    values of the integers (i32 or i64, equal to 1, divisible by 16) and on pointer alignment:
+    those follow the sizes at run time and are not part of a variant."""
+
+    module: str
+    kernel: str
+    io: str
+    signature: tuple  # ((name, type), ...) in argument order
+    constexprs: tuple  # ((name, value), ...) in argument order
+    num_warps: int
+    enable_fp_fusion: bool
+
+    @classmethod
+    def of(cls, kernel, x, args, constexprs, options):
+        names = kernel.arg_names
+
+        def arg_type(name, a):
+            if isinstance(a, torch.Tensor):
+                return "*" + TRITON_TYPES[a.dtype]
+            if isinstance(a, int) and not isinstance(a, bool):
+                return "int"
+            raise TypeError(f"{kernel.fn.__name__}: argument {name} is a {type(a).__name__}")
+
+        sig = tuple((name, arg_type(name, a)) for name, a in zip(names, args))
+        consts = tuple((name, str(constexprs[name]) if isinstance(constexprs[name], tl.dtype)
+                        else constexprs[name]) for name in names if name in constexprs)
+        assert len(sig) + len(consts) == len(names), (kernel.fn.__name__, names)
+        return cls(kernel.fn.__module__, kernel.fn.__name__, TRITON_TYPES[x.dtype], sig, consts,
+                   **options)
+
+
+_RECORDERS = []  # the lists that record_launches() is filling, innermost last
+
+
+@contextlib.contextmanager
+def record_launches():
+    """Within it, kernel launches are recorded as KernelVariants in the list it yields, and no
+    kernel runs (the wrappers' outputs are then uninitialised). For listing variants, not for
+    use while other threads launch kernels: theirs would be recorded too."""
+    rec = []
+    _RECORDERS.append(rec)
+    try:
+        yield rec
+    finally:
+        _RECORDERS.remove(rec)
+
+
+def start(kernel, grid, x, args, constexprs, num_warps):
+    """kernel[grid](*args, **constexprs) on x's device with num_warps and no contraction (as the
+    C++ kernels), or its KernelVariant recorded inside record_launches()."""
+    options = dict(num_warps=num_warps, enable_fp_fusion=False)
+    if _RECORDERS:
+        _RECORDERS[-1].append(KernelVariant.of(kernel, x, args, constexprs, options))
+        return
+    with device_context(x):
+        kernel[grid](*args, **constexprs, **options)
 
 
 def launch(kernel, x, *args, **constexprs):
@@ -312,11 +387,29 @@ def launch(kernel, x, *args, **constexprs):
     B, _, N = x.shape
     if B * N == 0:
         return
-    ctx, block_n, num_warps = launch_config(x, N)
-    with ctx:
-        kernel[(B * triton.cdiv(N, block_n),)](
-            *args, **constexprs, ACC=tl_acc(acc_dtype(x.dtype)), BLOCK_N=block_n,
-            num_warps=num_warps, enable_fp_fusion=False)
+    block_n, num_warps = tile_config(N)
+    start(kernel, (B * triton.cdiv(N, block_n),), x, args,
+          dict(constexprs, ACC=tl_acc(acc_dtype(x.dtype)), BLOCK_N=block_n), num_warps)
+
+
+BOOLS = (False, True)
+RESET_CODES = range(len(RESETS))
+SURROGATE_CODES = range(len(SURROGATES))
+
+
+def distinct_sizes(config, largest):
+    """The smallest neuron count N of each distinct config(N) over N = 1, 2, 4, ... 2 * largest:
+    one N per tile configuration, for listing kernel variants."""
+    first = {}
+    n = 1
+    while n <= 2 * largest:
+        first.setdefault(config(n), n)
+        n *= 2
+    return sorted(first.values())
+
+
+def unique(variants):
+    return list(dict.fromkeys(variants))
 
 
 _FWD_SCHEMA = (
@@ -429,6 +522,24 @@ def lif_bwd_triton(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, be
 def _(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, beta, threshold, reset,
       detach_reset, surrogate, scale, normalize_input, param_grads):
     return _bwd_outputs(unit_neuron_stride(grad_s), param_grads)
+
+
+def kernel_variants():
+    """Every KernelVariant that lif_fwd_triton and lif_bwd_triton can launch: their whole argument
+    space (the I/O dtypes, one N per tile configuration, every reset and surrogate code and flag)
+    run through the two wrappers with the launches recorded, duplicates dropped."""
+    with record_launches() as rec:
+        for dtype, N in itertools.product(IO_DTYPES, distinct_sizes(tile_config, MAX_BLOCK_N)):
+            acc = acc_dtype(dtype)
+            x = torch.zeros(1, 1, N, dtype=dtype)
+            p, st, seq = (torch.zeros(shape, dtype=acc) for shape in ((N,), (1, N), (1, 1, N)))
+            for flags in itertools.product(RESET_CODES, BOOLS, BOOLS, BOOLS):
+                lif_fwd_triton(x, p, p, p, st, st, *flags)
+            for reset, detach, surrogate, normalize, params in itertools.product(
+                    RESET_CODES, BOOLS, SURROGATE_CODES, BOOLS, BOOLS):
+                lif_bwd_triton(x, st, st, seq, seq, st, st, p, p, p, reset, detach, surrogate, 1.0,
+                               normalize, params)
+    return unique(rec)
 
 
 __all__ = ["lif_fwd_triton", "lif_bwd_triton", "lif_fwd_kernel", "lif_bwd_kernel"]

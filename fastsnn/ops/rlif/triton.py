@@ -41,9 +41,11 @@ a GPU: the constants below are the first thing to tune there.
 Precision: float32 products run with input_precision="ieee" (no TF32). The spikes are exact
 0/1, so R_t is a float32 sum of entries of V, rounded in tl.dot's order (FMA chains on a GPU)
 rather than the reference matmul's: the only difference from the reference's float32 operations.
-float64 uses a float64 dot (DMMA, sm_80+). bf16 / fp16 inputs keep float32 state and a float32
-(ieee) product; V is always in the accumulation dtype (RLIFFunction converts it). Everywhere
-else floating-point contraction is off (enable_fp_fusion=False), as in the LIF kernels.
+float64 uses a float64 dot (DMMA, sm_80+). Every tl.dot names out_dtype=ACC: Triton 3.6 takes
+float32 for it when omitted and rejects a float64 accumulator. bf16 / fp16 inputs keep float32
+state and a float32 (ieee) product; V is always in the accumulation dtype (RLIFFunction converts
+it). Everywhere else floating-point contraction is off (enable_fp_fusion=False), as in the LIF
+kernels.
 
 dV = sum_t S_{t-1}ᵀ gI_t is one matrix product after the scan, in the op's host code: the
 kernel leaves gI_t = dL/dI_t in the accumulation dtype (grad_x itself when the I/O dtype is the
@@ -70,13 +72,16 @@ alpha/beta/threshold partials (B, N), which the autograd Function sums (no atomi
 repeat bit for bit).
 """
 
+import itertools
+
 import torch
 import triton
 import triton.language as tl
 
-from ..._validate import acc_dtype
-from ..lif.triton import (acc_arg, check_bwd_args, check_fwd_args, heaviside, launch_config,
-                          surrogate_grad, tl_acc, unit_neuron_stride)
+from ..._validate import IO_DTYPES, acc_dtype
+from ..lif.triton import (BOOLS, RESET_CODES, SURROGATE_CODES, acc_arg, check_bwd_args,
+                          check_fwd_args, distinct_sizes, heaviside, record_launches, start,
+                          surrogate_grad, tl_acc, unique, unit_neuron_stride)
 
 BLOCK_B = 16  # batch rows per program (tl.dot needs >= 16)
 MAX_DIRECT_N = 32  # up to this many neurons (rounded up to a power of 2): the direct path
@@ -113,7 +118,7 @@ def recurrent_product(p_src, src_sb, o_b, m_b, p_w, o_n, m_n, N,
                         mask=m_b[:, None] & m_k[None, :], other=0.0)  # [BLOCK_B, BLOCK_K]
         b_w = tl.load(p_w + o_k.to(tl.int64)[:, None] * N + o_n[None, :],
                       mask=m_k[:, None] & m_n[None, :], other=0.0)  # [BLOCK_K, BLOCK_N]
-        b_r = tl.dot(b_src, b_w, b_r, input_precision="ieee")
+        b_r = tl.dot(b_src, b_w, b_r, input_precision="ieee", out_dtype=ACC)
     return b_r
 
 
@@ -159,7 +164,7 @@ def rlif_fwd_kernel(
         for _ in range(T):
             b_sp = heaviside(b_u, b_th, ACC)  # S_{t-1}, exactly as the reference
             b_w = tl.load(p_wt, mask=m_w, other=0.0)
-            b_r = tl.dot(tl.where(m, b_sp, 0.0), b_w, input_precision="ieee")
+            b_r = tl.dot(tl.where(m, b_sp, 0.0), b_w, input_precision="ieee", out_dtype=ACC)
             b_x = tl.load(p_xt, mask=m, other=0.0).to(ACC)
             b_i = b_a * b_i + b_x
             b_i = b_i + b_r
@@ -318,7 +323,8 @@ def rlif_bwd_kernel(
         for r in range(T):
             if RECUR:
                 b_w = tl.load(p_wtt, mask=m_w, other=0.0)
-                b_rec = tl.dot(b_gnext, b_w, input_precision="ieee")  # gI_{t+1} @ Vᵀ
+                # gI_{t+1} @ Vᵀ
+                b_rec = tl.dot(b_gnext, b_w, input_precision="ieee", out_dtype=ACC)
             has_prev = r < T - 1  # t > 0: U_{t-1} is saved; else the initial state
             b_up = tl.load(p_ut - N, mask=m & has_prev, other=0.0)
             b_up = tl.where(has_prev, b_up, b_u0)  # U_{t-1}
@@ -352,7 +358,7 @@ def rlif_bwd_kernel(
         b_gs0 = c_gs
         if RECUR:
             b_w = tl.load(p_wtt, mask=m_w, other=0.0)
-            b_gs0 = b_gs0 + tl.dot(b_gnext, b_w, input_precision="ieee")
+            b_gs0 = b_gs0 + tl.dot(b_gnext, b_w, input_precision="ieee", out_dtype=ACC)
         b_sg0 = surrogate_grad(b_u0 - b_th, k, k_atan, SURROGATE) * b_gs0
         tl.store(p_gi0 + o_bn, c_gi, mask=m)
         tl.store(p_gu0 + o_bn, c_gu + b_sg0, mask=m)
@@ -483,13 +489,10 @@ def launch(kernel, x, *args, **constexprs):
     B, _, N = x.shape
     if B * N == 0:
         return
-    ctx, _, _ = launch_config(x, N)
     chunked, block_n = plan(N)
-    with ctx:
-        kernel[(triton.cdiv(B, BLOCK_B),)](
-            *args, **constexprs, ACC=tl_acc(acc_dtype(x.dtype)), BLOCK_B=BLOCK_B,
-            BLOCK_N=block_n, BLOCK_K=BLOCK_K, CHUNKED=chunked, num_warps=NUM_WARPS,
-            enable_fp_fusion=False)
+    start(kernel, (triton.cdiv(B, BLOCK_B),), x, args,
+          dict(constexprs, ACC=tl_acc(acc_dtype(x.dtype)), BLOCK_B=BLOCK_B, BLOCK_N=block_n,
+               BLOCK_K=BLOCK_K, CHUNKED=chunked), NUM_WARPS)
 
 
 def scratch(x, planes, N):
@@ -609,6 +612,27 @@ def _(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, weight_rec, alpha, bet
       reset, detach_reset, detach_recurrent, surrogate, scale, normalize_input, param_grads,
       weight_grad):
     return _bwd_outputs(unit_neuron_stride(grad_s), param_grads, weight_grad)
+
+
+def kernel_variants():
+    """Every KernelVariant (fastsnn/ops/lif/triton.py) that rlif_fwd_triton and rlif_bwd_triton
+    can launch: their whole argument space (the I/O dtypes, one N per plan(N), every reset and
+    surrogate code and flag) run through them with the launches recorded, duplicates dropped."""
+    with record_launches() as rec:
+        for dtype, N in itertools.product(IO_DTYPES,
+                                          distinct_sizes(plan, max(MAX_DIRECT_N, BLOCK_N))):
+            acc = acc_dtype(dtype)
+            x = torch.zeros(1, 1, N, dtype=dtype)
+            p, st, seq, w = (torch.zeros(shape, dtype=acc)
+                             for shape in ((N,), (1, N), (1, 1, N), (N, N)))
+            for flags in itertools.product(RESET_CODES, BOOLS, BOOLS, BOOLS):
+                rlif_fwd_triton(x, w, p, p, p, st, st, *flags)
+            for (reset, detach, detach_rec, surrogate, normalize, params,
+                 weight) in itertools.product(RESET_CODES, BOOLS, BOOLS, SURROGATE_CODES, BOOLS,
+                                              BOOLS, BOOLS):
+                rlif_bwd_triton(x, st, st, seq, seq, st, st, w, p, p, p, reset, detach,
+                                detach_rec, surrogate, 1.0, normalize, params, weight)
+    return unique(rec)
 
 
 __all__ = ["rlif_fwd_triton", "rlif_bwd_triton", "rlif_fwd_kernel", "rlif_bwd_kernel"]
