@@ -2,6 +2,8 @@
 # Each creates .venv if needed, installs what requirements-dev.txt lists, builds the extension
 # in place, then runs. FASTSNN_BUILD_CUDA=auto|1|0 is passed through to setup.py; CUDA_HOME
 # defaults to /usr/local/cuda when that toolkit exists.
+# `make test-triton-oldest` runs the Triton tests again against the oldest supported torch /
+# Triton (requirements-triton-oldest.txt) in a venv of their own, without the extension.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +12,11 @@ export CUDA_HOME ?= /usr/local/cuda
 endif
 export MAX_JOBS ?= 2
 
-.PHONY: setup build test test-slow bench clean
+OLDEST_VENV ?= build/venv-triton-oldest
+OLDEST_SRC := build/triton-oldest-src
+TRITON_TESTS := tests/test_triton.py tests/test_rlif_triton.py tests/test_triton_aot.py
+
+.PHONY: setup build test test-slow test-triton-oldest bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +32,22 @@ test: build
 
 test-slow: build
 	$(PY) -m pytest -q tests --runslow $(PYTEST_ARGS)
+
+$(OLDEST_VENV)/installed: requirements-triton-oldest.txt
+	rm -rf $(OLDEST_VENV)
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install -r requirements-triton-oldest.txt
+	touch $@
+
+# The tests run from a copy of the sources without the compiled extension (built for .venv's
+# torch, it must not be loaded into another torch); they skip what needs it. The warning left
+# out is NumPy's about Triton 3.6's interpreter (see requirements-triton-oldest.txt).
+test-triton-oldest: $(OLDEST_VENV)/installed
+	rm -rf $(OLDEST_SRC) && mkdir -p $(OLDEST_SRC)
+	tar -c --exclude='*.so' --exclude=__pycache__ fastsnn tests pyproject.toml \
+	    | tar -x -C $(OLDEST_SRC)
+	cd $(OLDEST_SRC) && $(abspath $(OLDEST_VENV))/bin/python -m pytest -q $(TRITON_TESTS) \
+	    -W "ignore:Conversion of an array with ndim > 0:DeprecationWarning"
 
 bench: build
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
