@@ -20,8 +20,8 @@ FASTSNN_AOT_ALL=1 compiles every variant in both profiles instead (~13,600: tens
 
 The compiler runs in child processes without TRITON_INTERPRET (spread over up to
 FASTSNN_AOT_JOBS processes, default the CPU count capped at 8), with a fresh Triton cache, so
-every run really compiles. ``python tests/test_triton_aot.py [--all] [--jobs N]`` does the same
-from the command line.
+every run really compiles. ``python tests/test_triton_aot.py [--all] [--profiles aligned]
+[--jobs N]`` does the same from the command line.
 """
 
 import argparse
@@ -43,12 +43,12 @@ TARGET = ("cuda", 90, 32)  # sm_90 (H100 / H200), warp size 32
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def all_variants():
+def all_variants(profiles=PROFILES):
     """(KernelVariant, profile) for every variant of every kernel module."""
     out = []
     for name in MODULES:
         mod = importlib.import_module(name)
-        out += [(v, p) for v in mod.kernel_variants() for p in PROFILES]
+        out += [(v, p) for v in mod.kernel_variants() for p in profiles]
     return out
 
 
@@ -102,8 +102,8 @@ def pairwise_cover(candidates):
     return chosen
 
 
-def selection(everything=False):
-    cands = all_variants()
+def selection(everything=False, profiles=PROFILES):
+    cands = all_variants(profiles)
     return cands if everything else pairwise_cover(cands)
 
 
@@ -270,6 +270,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--specs", help="JSON list of variants to compile (default: select them)")
     ap.add_argument("--all", action="store_true", help="every variant, not the pairwise cover")
+    ap.add_argument("--profiles", default=",".join(PROFILES),
+                    help="integer profiles, comma-separated (default: %(default)s)")
     ap.add_argument("--jobs", type=int, default=default_jobs())
     args = ap.parse_args()
     if "TRITON_CACHE_DIR" not in os.environ:  # a fresh cache: every variant really compiles
@@ -278,7 +280,9 @@ def main():
         with open(args.specs) as f:
             specs = json.load(f)
     else:
-        specs = [to_json(v, p) for v, p in selection(args.all)]
+        profiles = tuple(args.profiles.split(","))
+        assert set(profiles) <= set(PROFILES), profiles
+        specs = [to_json(v, p) for v, p in selection(args.all, profiles)]
     sys.exit(1 if compile_all(specs, args.jobs) else 0)
 
 
