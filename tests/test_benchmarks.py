@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import run  # noqa: E402
 
 SIZES = "2,8,16;2,16,16;4,8,32"  # a T sweep (B*N = 32) and a B*N sweep (T = 8)
-FAST = ["--quick", "--sizes", SIZES, "--reps", "2", "--min-time", "0.001"]
+# The CPU run, pinned: on a GPU machine the runner's default device is cuda.
+FAST = ["--device", "cpu", "--quick", "--sizes", SIZES, "--reps", "2", "--min-time", "0.001"]
 FUSED = [b for b in fastsnn.available_backends() if b == "cpu"]
 
 
@@ -137,16 +138,16 @@ def test_gate_bounds():
 
 def test_unknown_backend_is_an_error(tmp_path):
     with pytest.raises(SystemExit):
-        run.parse_args(["--backends", "nonesuch", "--out", str(tmp_path)])
+        run.parse_args(["--device", "cpu", "--backends", "nonesuch", "--out", str(tmp_path)])
 
 
 def test_rlif_has_its_own_default_sizes():
-    a = run.parse_args(["--quick"])
+    a = run.parse_args(["--device", "cpu", "--quick"])
     assert a.rlif_sizes == run.RLIF_SIZES["quick"] and a.sizes != a.rlif_sizes
     assert set(run.cases(a)) >= {("rlif", torch.float32, (4, 8, 32), "fwd", "torch")}
     assert not any(op == "rlif" and size not in a.rlif_sizes
                    for op, _, size, _, _ in run.cases(a))
-    a = run.parse_args(["--sizes", "2,3,4"])
+    a = run.parse_args(["--device", "cpu", "--sizes", "2,3,4"])
     assert a.rlif_sizes is None
     assert {size for op, _, size, _, _ in run.cases(a) if op == "rlif"} == {(2, 3, 4)}
 

@@ -1,7 +1,9 @@
 """The CUDA rlif kernels (csrc/rlif/rlif_cuda*.cu[h]) against the reference on the GPU.
 
-Skipped without a CUDA device (marker ``cuda``); registration of the ops in a CUDA build is
-checked by tests/test_cuda.py on every machine. Cases cover both places V lives (wholly staged
+Skipped without a CUDA device (marker ``cuda``) or without the CUDA build; registration of the
+ops in a CUDA build is checked by tests/test_cuda.py on every machine. Every buffer the C++ ops
+allocate starts as NaN (the ``poison`` fixture of tests/conftest.py), so an output element the
+kernels never write fails. Cases cover both places V lives (wholly staged
 in shared memory for small N, partly read from L2 for large N), rows per block (B odd), every
 reset and detach mode, the recurrent gradient on and off, learnable per-neuron parameters, a
 given initial state and every I/O dtype. Tolerances as tests/test_rlif_cpu.py: float64
@@ -9,13 +11,19 @@ identical spikes and 1e-10; float32 spike mismatch <= 1e-3 and gradients 1e-4 wh
 agree; bf16/fp16 2e-2.
 """
 
+import types
+
 import pytest
 import torch
 
 import fastsnn
+from fastsnn import _backends
 from helpers import DTYPES, mismatch_rate, rel_err
 
-pytestmark = pytest.mark.cuda
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not _backends.cuda_kernels_built(),
+                                 reason="fastsnn._C was built without the CUDA kernels"),
+              pytest.mark.usefixtures("poison")]
 
 TOL = {"f64": (0.0, 1e-10), "f32": (1e-3, 1e-4), "bf16": (1e-3, 2e-2), "f16": (1e-3, 2e-2)}
 
@@ -50,30 +58,51 @@ def run(backend, X, V, params, state, **opts):
     return S.detach(), torch.autograd.grad(loss, wrt)
 
 
-CASES = [
-    (2, 17, 33, "f64", {}), (5, 30, 100, "f64", dict(state=True)),
-    (3, 12, 700, "f64", {}), (7, 20, 64, "f32", {}), (4, 16, 600, "f32", {}),
-    (3, 21, 37, "f64", dict(learn=True, state=True, reset="subtract", detach_reset=False)),
-    (3, 21, 37, "f64", dict(learn=True, reset="zero", detach_reset=False,
-                            detach_recurrent=True)),
-    (3, 21, 37, "f64", dict(reset="none", surrogate="esser", scale=2.0)),
-    (2, 25, 47, "bf16", {}), (2, 25, 47, "f16", {}),
-]
+def _case(B, T, N, dt, **kw):
+    """(B, T, N, dt, kw), kw read-only: inputs() takes learn/state, run() the rest; copy kw
+    (dict(kw)) before changing it."""
+    return (B, T, N, dt, types.MappingProxyType(kw))
 
 
-@pytest.mark.parametrize("B,T,N,dt,kw", CASES)
+# Shared with other test modules: nobody may change a case, hence tuples and read-only kw.
+CASES = (
+    _case(2, 17, 33, "f64"), _case(5, 30, 100, "f64", state=True),
+    _case(3, 12, 700, "f64"), _case(7, 20, 64, "f32"), _case(4, 16, 600, "f32"),
+    _case(3, 21, 37, "f64", learn=True, state=True, reset="subtract", detach_reset=False),
+    _case(3, 21, 37, "f64", learn=True, reset="zero", detach_reset=False,
+          detach_recurrent=True),
+    _case(3, 21, 37, "f64", reset="none", surrogate="esser", scale=2.0),
+    _case(2, 25, 47, "bf16"), _case(2, 25, 47, "f16"),
+)
+
+
+def _case_id(case):
+    B, T, N, dt, kw = case
+    return "-".join([f"B{B}T{T}N{N}", dt] + [f"{k}={v}" for k, v in kw.items()])
+
+
+@pytest.mark.parametrize("B,T,N,dt,kw", CASES, ids=[_case_id(c) for c in CASES])
 def test_rlif_cuda_matches_reference(B, T, N, dt, kw):
-    learn, state = kw.pop("learn", False), kw.pop("state", False)
+    opts = dict(kw)  # a copy: CASES stay as they are for the next test and other modules
+    learn, state = opts.pop("learn", False), opts.pop("state", False)
     X, V, params, st = inputs(B, T, N, dt, learn=learn, state=state)
-    S_ref, g_ref = run("torch", X, V, params, st, **kw)
-    S, g = run("cuda", X, V, params, st, **kw)
+    S_ref, g_ref = run("torch", X, V, params, st, **opts)
+    S, g = run("cuda", X, V, params, st, **opts)
     spike_tol, tol = TOL[dt]
     assert mismatch_rate(S, S_ref) <= spike_tol
     if dt == "f64":
         assert torch.equal(S, S_ref)
     if torch.equal(S, S_ref):
         for a, b in zip(g, g_ref):
+            assert not a.isnan().any()
             assert rel_err(a, b) <= tol
+    with torch.no_grad():  # the final state (run() returns spikes and gradients), inference
+        S_i, (I, U) = fastsnn.rlif(X, V, *params, state=st, backend="cuda", **opts)
+        _, (I_ref, U_ref) = fastsnn.rlif(X, V, *params, state=st, backend="torch", **opts)
+    assert not (I.isnan().any() or U.isnan().any())
+    assert mismatch_rate(S_i, S_ref) <= spike_tol
+    if torch.equal(S, S_ref):
+        assert rel_err(I, I_ref) <= tol and rel_err(U, U_ref) <= tol
 
 
 def test_rlif_cuda_matches_cpu_forward_bitwise():

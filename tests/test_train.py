@@ -17,10 +17,11 @@ from fastsnn.train import randman as R
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A small task that trains in seconds: 4 classes (chance 0.25), 12 inputs, 40 steps, a
-# smoother manifold than the paper's (alpha 2). Seeds 0-3 reach 0.96-0.99 test accuracy.
+# smoother manifold than the paper's (alpha 2). Seeds 0-3 reach 0.96-0.99 test accuracy. On the
+# CPU: the command's default device is cuda where a GPU is visible.
 SMALL = dict(classes=4, units=12, steps=40, samples_per_class=150, split="100,25,25",
              randman_alpha=2.0, hidden=32, batch_size=25, epochs=8, lr=1e-2, seed=0,
-             data_seed=0, threads=1)
+             data_seed=0, threads=1, device="cpu")
 
 
 def _free_port():
@@ -101,10 +102,11 @@ def test_epoch_batches_cover_and_split():
 
 # ---------------------------------------------------------------- DDP == one process
 
-# a global batch of 7 split 4 + 3 over the two ranks: the loss weighting must be exact
+# a global batch of 7 split 4 + 3 over the two ranks: the loss weighting must be exact; gloo on
+# the CPU (two ranks on one GPU would fail under NCCL)
 GRAD_CFG = dict(classes=3, units=8, steps=20, samples_per_class=10, split="8,1,1", hidden=12,
                 dtype="float64", lower_strength=100.0, lower_nu=1.0, upper_strength=1.0,
-                upper_nu=0.05, init_gain=8.0)
+                upper_nu=0.05, init_gain=8.0, device="cpu")
 GLOBAL_BATCH = 7
 
 
@@ -202,8 +204,8 @@ def test_sweep_quick(tmp_path):
     from fastsnn.train import sweep
 
     out = tmp_path / "sweep"
-    assert sweep.main(["--quick", "--backend", "auto", "--out", str(out), "--quiet",
-                       "--threads", "1"]) == 0
+    assert sweep.main(["--quick", "--backend", "auto", "--device", "cpu", "--out", str(out),
+                       "--quiet", "--threads", "1"]) == 0
     md = (out / "sweep.md").read_text()
     for shape in ("superspike", "sigmoid", "esser"):
         assert f"| {shape} |" in md
