@@ -38,6 +38,7 @@ import pytest
 
 MODULES = ("fastsnn.ops.lif.triton", "fastsnn.ops.li.triton", "fastsnn.ops.rlif.triton")
 PROFILES = ("aligned", "wide")
+TILE_KEYS = ("ACC", "BLOCK_B", "BLOCK_N", "BLOCK_K", "CHUNKED")  # what launch() adds from x
 SIZE_ARGS = {"B", "T", "N"}  # integers that stay i32 in the "wide" profile; strides do not
 TARGET = ("cuda", 90, 32)  # sm_90 (H100 / H200), warp size 32
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,9 +51,6 @@ def all_variants(profiles=PROFILES):
         mod = importlib.import_module(name)
         out += [(v, p) for v in mod.kernel_variants() for p in profiles]
     return out
-
-
-TILE_KEYS = ("ACC", "BLOCK_B", "BLOCK_N", "BLOCK_K", "CHUNKED")  # what launch() adds from x
 
 
 def _features(v, profile):
@@ -274,8 +272,6 @@ def main():
                     help="integer profiles, comma-separated (default: %(default)s)")
     ap.add_argument("--jobs", type=int, default=default_jobs())
     args = ap.parse_args()
-    if "TRITON_CACHE_DIR" not in os.environ:  # a fresh cache: every variant really compiles
-        os.environ["TRITON_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastsnn-aot-")
     if args.specs:
         with open(args.specs) as f:
             specs = json.load(f)
@@ -283,7 +279,13 @@ def main():
         profiles = tuple(args.profiles.split(","))
         assert set(profiles) <= set(PROFILES), profiles
         specs = [to_json(v, p) for v, p in selection(args.all, profiles)]
-    sys.exit(1 if compile_all(specs, args.jobs) else 0)
+    if "TRITON_CACHE_DIR" in os.environ:
+        failures = compile_all(specs, args.jobs)
+    else:  # a fresh cache: every variant really compiles
+        with tempfile.TemporaryDirectory(prefix="fastsnn-aot-") as cache:
+            os.environ["TRITON_CACHE_DIR"] = cache
+            failures = compile_all(specs, args.jobs)
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":
