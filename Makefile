@@ -21,11 +21,25 @@ TRITON_TESTS := tests/test_triton.py tests/test_rlif_triton.py tests/test_triton
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-setup: $(PY)
-	$(PY) -m pip install -r requirements-dev.txt
+# Installing and building happen again only when their inputs change (stamps in the venv): `make
+# bench` after `make test` does not rebuild the extension. The build mode is part of the stamp.
+SETUP_STAMP := $(VENV)/.fastsnn-setup
+BUILD_STAMP := $(VENV)/.fastsnn-build$(FASTSNN_BUILD_CUDA)
+EXT_SOURCES := $(shell find csrc -path csrc/emu -prune -o -type f \( -name '*.cpp' -o \
+                 -name '*.cu' -o -name '*.h' -o -name '*.cuh' \) -print) setup.py pyproject.toml
 
-build: setup
+$(SETUP_STAMP): requirements-dev.txt | $(PY)
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+$(BUILD_STAMP): $(SETUP_STAMP) $(EXT_SOURCES)
+	rm -f $(VENV)/.fastsnn-build*
 	$(PY) -m pip install --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: $(SETUP_STAMP)
+
+build: $(BUILD_STAMP)
 
 test: build
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
@@ -53,4 +67,4 @@ bench: build
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf build fastsnn/_C*.so *.egg-info
+	rm -rf build fastsnn/_C*.so *.egg-info $(VENV)/.fastsnn-*
