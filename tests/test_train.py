@@ -75,6 +75,9 @@ def test_run_json_and_plots(small_run):
     with open(out / "learning_curves.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert len(res["history"]) == SMALL["epochs"]
+    assert res["status"] == "finished" and res["epochs_done"] == SMALL["epochs"]
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ck["epoch"] == SMALL["epochs"] and ck["history"] == res["history"]
     for h in res["history"]:
         for key in ("train_loss", "train_acc", "val_acc", "epoch_time_s"):
             assert isinstance(h[key], float), key
@@ -196,6 +199,8 @@ def test_torchrun_two_processes_match_one(tmp_path):
                                                            rel=1e-9)
     assert rb["mean_hidden_rate_hz"] == pytest.approx(ra["mean_hidden_rate_hz"], rel=1e-12)
     assert not (two / "model.pt.1").exists()
+    assert rb["status"] == "finished"
+    assert sorted(os.listdir(two)) == ["checkpoint.pt", "model.pt", "run.json"]  # rank 0 only
 
 
 # ---------------------------------------------------------------- the sweep

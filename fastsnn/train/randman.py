@@ -39,6 +39,16 @@ Output (rank 0), in ``--out``: ``run.json`` (config, per-epoch train loss/accura
 accuracy, wall time per epoch, test accuracy, hidden firing rates, versions, device),
 ``model.pt`` (the final state_dict), ``learning_curves.png``, ``raster.png`` and
 ``firing_rates.png``.
+
+The arguments and the output folder (created, and a file written and removed in it) are checked
+before any work: a bad value is an argparse error naming the option (exit code 2). run.json is
+written at the start of the run and again after every epoch, atomically (a temporary file in the
+same folder, then os.replace), with ``"status"``: ``"running"``, then ``"finished"`` (with the
+test results) or ``"interrupted"`` (Ctrl-C or SIGTERM: the epochs done so far; the command then
+exits with 130 or 143). A fresh run removes the previous run's model.pt, checkpoint.pt and plots
+from ``--out`` first. ``checkpoint.pt`` (model, optimizer, epoch, RNG state, curves) is saved
+after every epoch; ``--resume`` continues from it to the same result as an uninterrupted run
+(the training options must match; ``--epochs`` may grow).
 """
 
 import argparse
@@ -48,8 +58,10 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -63,6 +75,13 @@ BACKENDS = ("auto", "torch", "cpu", "cuda", "triton")
 SURROGATE_CHOICES = ("superspike", "superspike_asymptotic", "sigmoid", "esser", "atan",
                      "exponential")
 DEFAULT_OUT = "randman_out"
+CHECKPOINT = "checkpoint.pt"
+RUN_JSON = "run.json"
+# what a run writes to --out (removed when a fresh run starts there)
+OUTPUT_FILES = (RUN_JSON, CHECKPOINT, "model.pt", "learning_curves.png", "raster.png",
+                "firing_rates.png")
+# options that may differ between a run and its --resume
+RESUMABLE = ("epochs", "out", "resume", "quiet", "plots", "threads", "device")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -136,7 +155,104 @@ def build_parser():
     o.add_argument("--out", default=DEFAULT_OUT, help="output folder (rank 0 writes)")
     o.add_argument("--no-plots", dest="plots", action="store_false")
     o.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
+    o.add_argument("--resume", action="store_true",
+                   help=f"continue the run in --out from its {CHECKPOINT} (same options; "
+                        "--epochs may be larger)")
     return p
+
+
+class Interrupted(Exception):
+    """SIGTERM during a run (raised by the handler ``main`` installs)."""
+
+
+def check_out_dir(path):
+    """'' when ``path`` is (or can be made) a folder this process can write in, else why not.
+    Creates the folder; writes and removes a probe file in it."""
+    if not path:
+        return "must name a folder (got an empty string)"
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"{path!r} exists and is not a folder"
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        return f"cannot write in {path!r}: {e.strerror or e}"
+    return ""
+
+
+def _split_error(text, samples_per_class):
+    try:
+        parts = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3 or min(parts) < 0 or parts[0] < 1:
+        return f"expected train,val,test sample counts per class (train >= 1), got {text!r}"
+    if sum(parts) != samples_per_class:
+        return (f"{text!r} adds up to {sum(parts)}, not --samples-per-class "
+                f"{samples_per_class}")
+    return ""
+
+
+def check_args(parser, cfg, rank=0):
+    """Every option's value before any work: parser.error (exit code 2) naming the option.
+    The output folder is checked on rank 0 (the only writer); --resume's checkpoint on every
+    rank (each loads it)."""
+    def need(ok, opt, what):
+        if not ok:
+            parser.error(f"{opt}: {what}")
+
+    finite = math.isfinite
+    need(cfg.epochs >= 0, "--epochs", f"must be >= 0, got {cfg.epochs}")
+    need(cfg.batch_size >= 1, "--batch-size", f"must be >= 1, got {cfg.batch_size}")
+    need(finite(cfg.lr) and cfg.lr > 0, "--lr", f"must be > 0, got {cfg.lr}")
+    need(cfg.batches_per_epoch >= 0, "--batches-per-epoch",
+         f"must be >= 0, got {cfg.batches_per_epoch}")
+    need(finite(cfg.scale) and cfg.scale > 0, "--scale", f"must be > 0, got {cfg.scale}")
+    need(cfg.hidden >= 1, "--hidden", f"must be >= 1, got {cfg.hidden}")
+    for opt in ("tau_mem", "tau_syn", "dt"):
+        v = getattr(cfg, opt)
+        need(finite(v) and v > 0, "--" + opt.replace("_", "-"), f"must be > 0, got {v}")
+    for opt in ("init_gain", "rec_gain", "out_init_gain", "lower_strength", "upper_strength",
+                "lower_nu"):
+        v = getattr(cfg, opt)
+        need(finite(v) and v >= 0, "--" + opt.replace("_", "-"), f"must be >= 0, got {v}")
+    need(finite(cfg.out_gain), "--out-gain", f"must be finite, got {cfg.out_gain}")
+    need(cfg.upper_nu is None or (finite(cfg.upper_nu) and cfg.upper_nu >= 0), "--upper-nu",
+         f"must be >= 0, got {cfg.upper_nu}")
+    need(cfg.upper_power >= 1, "--upper-power", f"must be >= 1, got {cfg.upper_power}")
+    need(cfg.classes >= 2, "--classes", f"must be >= 2, got {cfg.classes}")
+    need(cfg.units >= 1, "--units", f"must be >= 1, got {cfg.units}")
+    need(cfg.steps >= 1, "--steps", f"must be >= 1, got {cfg.steps}")
+    need(cfg.manifold_dim >= 1, "--manifold-dim", f"must be >= 1, got {cfg.manifold_dim}")
+    need(finite(cfg.randman_alpha) and cfg.randman_alpha >= 0, "--randman-alpha",
+         f"must be >= 0, got {cfg.randman_alpha}")
+    need(cfg.samples_per_class >= 1, "--samples-per-class",
+         f"must be >= 1, got {cfg.samples_per_class}")
+    err = _split_error(cfg.split, cfg.samples_per_class)
+    need(not err, "--split", err)
+    need(0 < cfg.spike_window <= 1, "--spike-window",
+         f"must be in (0, 1], got {cfg.spike_window}")
+    need(cfg.threads >= 0, "--threads", f"must be >= 0, got {cfg.threads}")
+    if cfg.device != "auto":
+        try:
+            dev = torch.device(cfg.device)
+        except (RuntimeError, ValueError):
+            dev = None
+        need(dev is not None, "--device", f"expected auto, cpu, cuda or cuda:N, got "
+             f"{cfg.device!r}")
+        need(dev.type != "cuda" or torch.cuda.is_available(), "--device",
+             f"{cfg.device!r}: no CUDA device is visible")
+    if cfg.detach_recurrent and not cfg.recurrent:
+        parser.error("--detach-recurrent needs the recurrent layer (drop --no-recurrent)")
+    need(bool(cfg.out), "--out", "must name a folder (got an empty string)")
+    if rank == 0:
+        err = check_out_dir(cfg.out)
+        need(not err, "--out", err)
+    if cfg.resume:
+        need(cfg.out and os.path.isfile(os.path.join(cfg.out, CHECKPOINT)), "--resume",
+             f"no {CHECKPOINT} in --out {cfg.out!r} to resume from")
 
 
 def parse_args(argv=None):
@@ -472,52 +588,87 @@ def _train(cfg, dd):
     show = dd.main and not cfg.quiet
     history = []
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    for epoch in range(1, cfg.epochs + 1):
-        batches = epoch_batches(len(ytr), cfg.batch_size, cfg.seed, epoch, dd.world)
-        if cfg.batches_per_epoch > 0:
-            batches = batches[:cfg.batches_per_epoch]
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not show, leave=False,
-                   unit="batch", dynamic_ncols=True)
-        sums, epoch_time = train_epoch(net, opt, Xtr, ytr, bar, cfg, dd, dtype,
-                                       on_batch=(lambda ce: bar.set_postfix(
-                                           loss=f"{ce.item():.3f}", refresh=False))
-                                       if show else None)
-        bar.close()
-        dd.all_reduce(sums)
-        t1 = time.perf_counter()
-        val = evaluate(net.module if dd.active else net, Xva, yva, cfg, dd)
-        eval_time = time.perf_counter() - t1
-        n = max(sums[3].item(), 1.0)
-        rec = dict(epoch=epoch, train_loss=sums[0].item() / n, train_reg=sums[1].item() / n,
-                   train_acc=sums[2].item() / n, val_loss=val["loss"], val_acc=val["acc"],
-                   val_rate_hz=val["mean_rate_hz"], epoch_time_s=epoch_time,
-                   eval_time_s=eval_time)
-        history.append(rec)
-        if show:
-            tqdm.write(f"epoch {epoch:3d}/{cfg.epochs}  loss {rec['train_loss']:.4f}  "
-                       f"reg {rec['train_reg']:.4f}  train acc {rec['train_acc']:.3f}  "
-                       f"val acc {rec['val_acc']:.3f}  rate {rec['val_rate_hz']:.1f} Hz  "
-                       f"time {epoch_time:.2f} s")
+    first = 1
+    resumed = []
+    writes = dd.main and bool(cfg.out)
+    if getattr(cfg, "resume", False):
+        ck = load_checkpoint(cfg, model, opt, dd)
+        history, started, resumed = ck["history"], ck["started"], ck.get("resumed", [])
+        first = ck["epoch"] + 1
+        resumed = resumed + [ck["epoch"]]
+    elif writes:
+        fresh_out_dir(cfg.out)
+
+    env = _environment(dd)
+
+    def record(status, **more):
+        times = [h["epoch_time_s"] for h in history]
+        return dict(
+            task="randman", paper="Zenke & Vogels (2021), Neural Computation 33(4)",
+            status=status, config=vars(cfg).copy(), started=started,
+            resumed_after_epochs=resumed, environment=env,
+            alpha=decay(cfg.tau_syn, cfg.dt), beta=decay(cfg.tau_mem, cfg.dt),
+            num_parameters=sum(p.numel() for p in model.parameters()),
+            history=history, epochs_done=len(history),
+            final_val_acc=history[-1]["val_acc"] if history else None,
+            epoch_time_s=times, median_epoch_time_s=(sorted(times)[len(times) // 2] if times
+                                                     else None),
+            total_train_time_s=sum(times), **more)
+
+    if writes:
+        write_json_atomic(os.path.join(cfg.out, RUN_JSON), record("running"))
+    epoch = first - 1
+    try:
+        for epoch in range(first, cfg.epochs + 1):
+            batches = epoch_batches(len(ytr), cfg.batch_size, cfg.seed, epoch, dd.world)
+            if cfg.batches_per_epoch > 0:
+                batches = batches[:cfg.batches_per_epoch]
+            bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not show,
+                       leave=False, unit="batch", dynamic_ncols=True)
+            sums, epoch_time = train_epoch(net, opt, Xtr, ytr, bar, cfg, dd, dtype,
+                                           on_batch=(lambda ce: bar.set_postfix(
+                                               loss=f"{ce.item():.3f}", refresh=False))
+                                           if show else None)
+            bar.close()
+            dd.all_reduce(sums)
+            t1 = time.perf_counter()
+            val = evaluate(net.module if dd.active else net, Xva, yva, cfg, dd)
+            eval_time = time.perf_counter() - t1
+            n = max(sums[3].item(), 1.0)
+            rec = dict(epoch=epoch, train_loss=sums[0].item() / n,
+                       train_reg=sums[1].item() / n, train_acc=sums[2].item() / n,
+                       val_loss=val["loss"], val_acc=val["acc"],
+                       val_rate_hz=val["mean_rate_hz"], epoch_time_s=epoch_time,
+                       eval_time_s=eval_time)
+            history.append(rec)
+            if writes:
+                save_checkpoint(cfg, model, opt, epoch, history, started, resumed)
+                write_json_atomic(os.path.join(cfg.out, RUN_JSON), record("running"))
+            if show:
+                tqdm.write(f"epoch {epoch:3d}/{cfg.epochs}  loss {rec['train_loss']:.4f}  "
+                           f"reg {rec['train_reg']:.4f}  train acc {rec['train_acc']:.3f}  "
+                           f"val acc {rec['val_acc']:.3f}  rate {rec['val_rate_hz']:.1f} Hz  "
+                           f"time {epoch_time:.2f} s")
+    except (KeyboardInterrupt, Interrupted) as e:
+        if writes:
+            write_json_atomic(os.path.join(cfg.out, RUN_JSON), record(
+                "interrupted", interrupted_in_epoch=epoch,
+                reason="SIGTERM" if isinstance(e, Interrupted) else "KeyboardInterrupt"))
+            if dd.main:
+                print(f"interrupted in epoch {epoch}: {len(history)} epoch(s) saved in "
+                      f"{os.path.abspath(cfg.out)} (continue with --resume)", file=sys.stderr,
+                      flush=True)
+        raise
     test = evaluate(model, Xte, yte, cfg, dd)
-    times = [h["epoch_time_s"] for h in history]
-    result = dict(
-        task="randman", paper="Zenke & Vogels (2021), Neural Computation 33(4)",
-        config=vars(cfg).copy(), started=started, environment=_environment(dd),
-        alpha=decay(cfg.tau_syn, cfg.dt), beta=decay(cfg.tau_mem, cfg.dt),
-        num_parameters=sum(p.numel() for p in model.parameters()),
-        history=history, test_acc=test["acc"], test_loss=test["loss"],
-        final_val_acc=history[-1]["val_acc"] if history else None,
-        mean_hidden_rate_hz=test["mean_rate_hz"], hidden_rate_hz=test["rate_hz"],
-        epoch_time_s=times, median_epoch_time_s=(sorted(times)[len(times) // 2] if times
-                                                 else None),
-        total_train_time_s=sum(times))
+    result = record("finished", test_acc=test["acc"], test_loss=test["loss"],
+                    mean_hidden_rate_hz=test["mean_rate_hz"], hidden_rate_hz=test["rate_hz"])
     if show:
         med = result["median_epoch_time_s"]
         print(f"test acc {test['acc']:.4f}  mean hidden rate {test['mean_rate_hz']:.2f} Hz  "
               f"median epoch {med if med is None else f'{med:.2f}'} s  "
               f"(backend {cfg.backend}, {dd.world} process(es), device {dd.device})",
               flush=True)
-    if dd.main and cfg.out:
+    if writes:
         write_outputs(cfg, result, model, (Xte, yte), dd)
         if show:
             print(f"wrote {os.path.abspath(cfg.out)}", flush=True)
@@ -525,12 +676,81 @@ def _train(cfg, dd):
     return result
 
 
+def write_json_atomic(path, obj):
+    """obj as JSON at path: a temporary file in the same folder, then os.replace (a reader
+    sees the old file or the new one, never a partial one)."""
+    _replace_atomic(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
+
+
+def _replace_atomic(path, write):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def fresh_out_dir(out):
+    """A fresh run in ``out``: remove the files an earlier run left there (so none of them
+    passes for this run's)."""
+    os.makedirs(out, exist_ok=True)
+    for name in OUTPUT_FILES:
+        try:
+            os.remove(os.path.join(out, name))
+        except FileNotFoundError:
+            pass
+
+
+def _rng_state():
+    st = dict(torch=torch.get_rng_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def save_checkpoint(cfg, model, opt, epoch, history, started, resumed):
+    ck = dict(epoch=epoch, model={k: v.detach().cpu() for k, v in model.state_dict().items()},
+              optimizer=opt.state_dict(), rng=_rng_state(), history=history, started=started,
+              resumed=resumed, config=vars(cfg).copy())
+    _replace_atomic(os.path.join(cfg.out, CHECKPOINT), lambda f: torch.save(ck, f))
+
+
+def load_checkpoint(cfg, model, opt, dd):
+    """Restore model, optimizer and RNG state from cfg.out's checkpoint; return it. The
+    options that shape training must equal the checkpoint's (ValueError otherwise)."""
+    path = os.path.join(cfg.out, CHECKPOINT)
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    old, new = ck["config"], vars(cfg)
+    diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE
+                  and old.get(k) != new.get(k))
+    if diff:
+        raise ValueError(f"--resume: {path} was made with other options: " + ", ".join(
+            f"--{k.replace('_', '-')} {old.get(k)!r} (now {new.get(k)!r})" for k in diff))
+    if ck["epoch"] > cfg.epochs:
+        raise ValueError(f"--resume: {path} has {ck['epoch']} epochs, more than --epochs "
+                         f"{cfg.epochs}")
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    torch.set_rng_state(ck["rng"]["torch"])
+    if "cuda" in ck["rng"] and dd.device.type == "cuda":
+        torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
+    return ck
+
+
 def write_outputs(cfg, result, model, test, dd):
     os.makedirs(cfg.out, exist_ok=True)
-    with open(os.path.join(cfg.out, "run.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
-               os.path.join(cfg.out, "model.pt"))
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _replace_atomic(os.path.join(cfg.out, "model.pt"), lambda f: torch.save(sd, f))
+    write_json_atomic(os.path.join(cfg.out, RUN_JSON), result)
     if not cfg.plots:
         return
     from . import plots
@@ -551,11 +771,29 @@ def write_outputs(cfg, result, model, test, dd):
 def main(argv=None):
     parser = build_parser()
     cfg = parser.parse_args(argv)
-    if cfg.detach_recurrent and not cfg.recurrent:
-        parser.error("--detach-recurrent needs the recurrent layer (drop --no-recurrent)")
-    if cfg.epochs < 0 or cfg.batch_size < 1:
-        parser.error("--epochs must be >= 0 and --batch-size >= 1")
-    result = train(cfg)
+    check_args(parser, cfg, rank=int(os.environ.get("RANK", "0")))
+
+    def on_term(signum, frame):
+        raise Interrupted(f"signal {signum}")
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        result = train(cfg)
+    except KeyboardInterrupt:
+        return 130
+    except Interrupted:
+        return 128 + signal.SIGTERM
+    except ValueError as e:
+        if str(e).startswith("--resume"):
+            parser.error(str(e))
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0 if result is not None else 1
 
 

@@ -222,30 +222,62 @@ def plot_upper(runs, nus, chance, path):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.report_from:
         with open(args.report_from) as f:
             record = json.load(f)
         write_report(record, os.path.dirname(os.path.abspath(args.report_from)), args.plots,
                      args.quiet)
         return 0
+    # every argument, and the output folder, before the first run
     parts = [s.strip() for s in args.parts.split(",") if s.strip()]
     bad = set(parts) - {"surrogate", "upper"}
     if bad or not parts:
-        raise SystemExit(f"--parts must name surrogate and/or upper, got {args.parts!r}")
+        parser.error(f"--parts: must name surrogate and/or upper, got {args.parts!r}")
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
-    if args.scales is not None:
-        scales = _floats(args.scales)
-    else:
-        scales = [1.0, 10.0] if args.quick else list(SCALES)
-    if args.nu_upper is not None:
-        nus = _nus(args.nu_upper)
-    else:
-        nus = [None, 0.5] if args.quick else list(NU_UPPER)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    bad = [s for s in shapes if s not in R.SURROGATE_CHOICES]
+    if "surrogate" in parts and (bad or not shapes):
+        parser.error(f"--shapes: expected some of {list(R.SURROGATE_CHOICES)}, got "
+                     f"{args.shapes!r}")
+    if args.upper_surrogate not in R.SURROGATE_CHOICES:
+        parser.error(f"--upper-surrogate: expected one of {list(R.SURROGATE_CHOICES)}")
+    try:
+        scales = _floats(args.scales) if args.scales is not None else (
+            [1.0, 10.0] if args.quick else list(SCALES))
+    except ValueError:
+        scales = []
+    if not scales or not all(math.isfinite(k) and k > 0 for k in scales):
+        parser.error(f"--scales: expected positive numbers separated by commas, got "
+                     f"{args.scales!r}")
+    try:
+        nus = _nus(args.nu_upper) if args.nu_upper is not None else (
+            [None, 0.5] if args.quick else list(NU_UPPER))
+    except ValueError:
+        nus = []
+    if not nus or not all(n is None or (math.isfinite(n) and n >= 0) for n in nus):
+        parser.error(f"--nu-upper: expected bounds >= 0 or 'none' separated by commas, got "
+                     f"{args.nu_upper!r}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        parser.error(f"--seeds: expected integers separated by commas, got {args.seeds!r}")
+    if args.epochs is not None and args.epochs < 0:
+        parser.error(f"--epochs: must be >= 0, got {args.epochs}")
+    if args.threads < 0:
+        parser.error(f"--threads: must be >= 0, got {args.threads}")
+    if not (math.isfinite(args.upper_strength) and args.upper_strength >= 0):
+        parser.error(f"--upper-strength: must be >= 0, got {args.upper_strength}")
+    if not (math.isfinite(args.upper_scale) and args.upper_scale > 0):
+        parser.error(f"--upper-scale: must be > 0, got {args.upper_scale}")
     date = datetime.date.today().isoformat()
-    out = args.out or os.path.join("benchmarks", "results", f"{date}-sweep")
-    os.makedirs(out, exist_ok=True)
+    out = args.out if args.out is not None else os.path.join("benchmarks", "results",
+                                                             f"{date}-sweep")
+    err = R.check_out_dir(out)
+    if err:
+        parser.error(f"--out: {err}")
 
     n_runs = (len(shapes) * len(scales) if "surrogate" in parts else 0) + (
         len(nus) if "upper" in parts else 0)
@@ -292,8 +324,7 @@ def main(argv=None):
                   date=date, environment=env, sweep=vars(args), base_config=vars(cfg0),
                   shapes=shapes, scales=scales, nu_upper=nus, seeds=seeds, runs=runs,
                   total_time_s=total)
-    with open(os.path.join(out, "sweep.json"), "w") as f:
-        json.dump(record, f, indent=1)
+    R.write_json_atomic(os.path.join(out, "sweep.json"), record)
     write_report(record, out, args.plots, args.quiet)
     return 0
 
