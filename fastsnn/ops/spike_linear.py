@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _backends
+from .lif.function import once_differentiable_fused
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -28,6 +29,7 @@ class SpikeLinearFunction(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable_fused
     def backward(ctx, gy):
         x, weight = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad

@@ -7,7 +7,7 @@ learn; then I_t and U_t are saved in the accumulation dtype.
 import torch
 
 from ... import _validate as V
-from ..lif.function import initial_state, neuron_vector
+from ..lif.function import initial_state, neuron_vector, once_differentiable_fused
 
 
 def kernels(backend: str):
@@ -34,6 +34,7 @@ class LIFunction(torch.autograd.Function):
         return u, iT, uT
 
     @staticmethod
+    @once_differentiable_fused
     def backward(ctx, gu, giT, guT):
         backend, normalize_input, param_grads = ctx.cfg
         i_saved, u_saved, i0, u0, alpha, beta = ctx.saved_tensors

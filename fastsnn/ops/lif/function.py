@@ -8,12 +8,62 @@ Saved for the backward (SPEC section 4): the membrane U_t of every step in the a
 dtype (4 bytes per neuron-step in float32; spikes are recomputed from it exactly), plus the
 synaptic current I_t only when alpha or beta needs a gradient or the zero reset is not detached.
 Nothing is saved when no input needs a gradient.
+
+The backward is differentiable once: a double backward through it raises
+(``once_differentiable_fused``). The raising node is linked to the incoming gradients and to the saved inputs (parameters,
+state), not to X, which is not saved: a second derivative asked with respect to X alone finds X
+unused (an error, or None with allow_unused=True) instead of raising.
 """
+
+import functools
 
 import torch
 
 from ... import _validate as V
 from ..._enums import RESETS, SURROGATES
+
+DOUBLE_BACKWARD_ERROR = (
+    "double backward (differentiating a gradient, e.g. torch.autograd.grad(..., "
+    "create_graph=True) and then backward through the result) is not supported by the fused "
+    "fastsnn kernels (backend 'cpu', 'cuda' or 'triton' of lif / rlif / li, and the CPU kernel "
+    "of spike_linear); use backend='torch', which supports it")
+
+
+def once_differentiable_fused(fn):
+    """``torch.autograd.function.once_differentiable`` with fastsnn's message: the backward runs
+    without building a graph, and a second backward through its results raises a RuntimeError
+    that says double backward is unsupported on the fused backends (backend='torch' supports
+    it), instead of silently giving zero second derivatives."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx, *args):
+        with torch.no_grad():
+            outputs = fn(ctx, *args)
+        # grad mode is on in a backward only under create_graph=True; the gradients then depend
+        # on the inputs (through the saved tensors) even when the incoming gradients do not
+        # require grad, so every tensor result gets the raising grad_fn
+        if not torch.is_grad_enabled():
+            return outputs
+        outs = outputs if isinstance(outputs, tuple) else (outputs,)
+
+        def fake_requires_grad(t):
+            if t is not None:
+                t = t.detach()
+                t.requires_grad = True
+            return t
+
+        # the raising node also takes the incoming gradients and the saved inputs (parameters,
+        # state, weight_rec) that require grad, so that differentiating the results with respect
+        # to any of them reaches it and raises (rather than reporting them unused)
+        links = [t for t in (*args, *ctx.saved_tensors)
+                 if isinstance(t, torch.Tensor) and t.requires_grad]
+        ins = [fake_requires_grad(t) for t in outs] + links
+        err_fn = torch._C._functions.DelayedError(DOUBLE_BACKWARD_ERROR.encode(), len(ins))
+        res = err_fn(*ins)
+        res = (res if isinstance(res, tuple) else (res,))[:len(outs)]
+        return res if isinstance(outputs, tuple) else res[0]
+
+    return wrapper
 
 
 def kernels(backend: str):
@@ -44,6 +94,7 @@ class LIFFunction(torch.autograd.Function):
         return s, iT, uT
 
     @staticmethod
+    @once_differentiable_fused
     def backward(ctx, gs, giT, guT):
         backend, reset, detach_reset, surrogate, scale, normalize_input, param_grads = ctx.cfg
         u_saved, i_saved, i0, u0, alpha, beta, thr = ctx.saved_tensors

@@ -15,7 +15,7 @@ already in the accumulation dtype). Nothing is saved when no input needs a gradi
 import torch
 
 from ..._enums import RESETS, SURROGATES
-from ..lif.function import initial_state, neuron_vector
+from ..lif.function import initial_state, neuron_vector, once_differentiable_fused
 from ... import _validate as V
 
 
@@ -48,6 +48,7 @@ class RLIFFunction(torch.autograd.Function):
         return s, iT, uT
 
     @staticmethod
+    @once_differentiable_fused
     def backward(ctx, gs, giT, guT):
         (backend, reset, detach_reset, detach_recurrent, surrogate, scale, normalize_input,
          param_grads, weight_grad) = ctx.cfg
