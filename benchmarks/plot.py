@@ -6,7 +6,9 @@ One row of panels per op/mode; the left panel plots speedup against T (at the B*
 distinct T values), the right one against B*N (at the T with the most distinct B*N values). One
 line per provider (and dtype, by line style); the dashed line at 1 is the reference. An op whose
 sizes form no such sweep (rlif's default sizes) gets one bar per size and provider instead. Providers
-with status MISMATCH or ERROR have no speedup and are not drawn.
+with status MISMATCH or ERROR have no speedup and are not drawn. A speedup from a noisy timing
+(its own or its reference's, "speedup_noisy" in results.json) is drawn hollow (a hatched bar
+labelled "noisy"): not a figure to quote.
 """
 
 import argparse
@@ -44,16 +46,24 @@ def _bars(ax, sel, title, providers, dtypes, colors):
               if any(r["provider"] == p and r["dtype"] == d for r in sel)]
     width = 0.8 / max(len(series), 1)
     for i, (p, d) in enumerate(series):
-        xs, ys = [], []
+        xs, ys, noisy = [], [], []
         for j, size in enumerate(sizes):
             r = next((r for r in sel if (r["B"], r["T"], r["N"]) == size
                       and r["provider"] == p and r["dtype"] == d), None)
             if r is not None:
                 xs.append(j + (i - (len(series) - 1) / 2) * width)
                 ys.append(r["speedup"])
+                noisy.append(bool(r.get("speedup_noisy")))
         bars = ax.bar(xs, ys, width, color=colors[p], alpha=0.8 if dtypes.index(d) == 0 else 0.5,
                       label=p + (f" {d}" if len(dtypes) > 1 else ""))
-        ax.bar_label(bars, fmt="%.1fx", fontsize=8)
+        labels = []
+        for bar, n in zip(bars, noisy):
+            if n:
+                bar.set_hatch("//")
+                bar.set_fill(False)
+                bar.set_edgecolor(colors[p])
+            labels.append(f"{bar.get_height():.1f}x" + (" noisy" if n else ""))
+        ax.bar_label(bars, labels=labels, fontsize=8)
     ax.axhline(1.0, color="gray", ls="--", lw=1)
     ax.set_xticks(range(len(sizes)), [f"B={b} T={t} N={n}" for b, t, n in sizes])
     ax.set_ylabel("speedup vs torch (eager)")
@@ -94,6 +104,12 @@ def plot(json_path, png_path):
                     if pts:
                         ax.plot(*zip(*pts), ls=ls, marker="o", color=colors[p],
                                 label=p + (f" {d}" if len(dtypes) > 1 else ""))
+                    hollow = sorted({xval(r): r["speedup"] for r in sweep
+                                     if r["provider"] == p and r["dtype"] == d
+                                     and r.get("speedup_noisy")}.items())
+                    if hollow:
+                        ax.plot(*zip(*hollow), ls="none", marker="o", mfc="white",
+                                color=colors[p], zorder=3)
             ax.set_xscale("log")
             ax.set_yscale("log")
             for axis in (ax.xaxis, ax.yaxis):
@@ -107,8 +123,10 @@ def plot(json_path, png_path):
             ax.grid(True, which="both", alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
+    noisy = any(r.get("speedup_noisy") for r in rows)
     fig.suptitle(f"fastsnn: {hdr.get('device_name', hdr.get('device'))}, torch {hdr.get('torch')}"
-                 f", {hdr.get('date', '')}", fontsize=10)
+                 f", {hdr.get('date', '')}" + ("; hollow/hatched: noisy timing" if noisy else ""),
+                 fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the suptitle
     fig.savefig(png_path, dpi=110)
     plt.close(fig)

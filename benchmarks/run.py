@@ -19,9 +19,18 @@ requires grad, so fwdbwd includes dV (and the correctness gate compares dX and d
 
 Reading the table (also in results.md / results.json, and plotted in speedup.png):
 - time ms: median over the reps (results.json also has the 20%/80% quantiles and rep count).
+- min / max ms, IQR/med: the spread of the reps: fastest and slowest rep, and the interquartile
+  range over the median (results.json: min_ms, max_ms, q25_ms, q75_ms, iqr_rel). A case is "noisy" when IQR/median > NOISY_IQR (0.25): half of its reps lie in a band
+  wider than a quarter of the median, which a quiet machine does not produce after warm-up (a
+  single slow rep, e.g. a page fault, moves max but not the IQR, so max/min is shown and not
+  used). Noisy rows keep status "ok" in results.json with "noisy": true; the table's status says
+  "ok, noisy", a note under the table gives the spread, and a warning goes to stderr.
   CPU: time.perf_counter around each call after warm-up, inputs rotated over enough copies to
   leave the cache. CUDA: CUDA events around each call, L2 flushed before each, one sync at end.
-- speedup vs torch: eager reference time / this time, same op/mode/size/dtype, same run.
+- speedup vs torch: eager reference time / this time, same op/mode/size/dtype, same run. A
+  speedup whose own timing or whose reference timing is noisy is marked "noisy" (results.json:
+  speedup_noisy) and is left out of the summary under the table (and drawn hollow in
+  speedup.png).
 - neuron-steps/s: B*T*N / time.
 - peak mem: CUDA only, max_memory_allocated during one call minus what was allocated before
   it (inputs and G excluded), in MiB.
@@ -56,6 +65,7 @@ import math
 import os
 import statistics
 import subprocess
+import sys
 import time
 
 import torch
@@ -107,7 +117,9 @@ RLIF_SIZES = {"cpu": [(250, 100, 100), (64, 500, 512)],
               "quick": [(4, 8, 32), (2, 16, 16)]}
 ROTATE_BYTES = 64 << 20  # CPU: rotate input copies until they span this much memory
 COLUMNS = ["op", "mode", "dtype", "B", "T", "N", "provider", "time ms", "speedup vs torch",
-           "neuron-steps/s", "peak mem", "saved B/step"]
+           "neuron-steps/s", "peak mem", "saved B/step", "min / max ms", "IQR/med"]
+# a timing is noisy when its interquartile range exceeds this fraction of its median
+NOISY_IQR = 0.25
 
 
 def parse_args(argv=None):
@@ -308,8 +320,24 @@ def saved_bytes_per_step(call, x, G, mode):
     return sum(storages.values()) / x.numel()
 
 
+def spread(times):
+    """The statistics of one case's rep times (ms): median, q20/q80, min/max, q25/q75, the
+    IQR over the median, and noisy (IQR/median > NOISY_IQR)."""
+    times = list(times)
+    med = statistics.median(times)
+    if len(times) > 1:
+        q = statistics.quantiles(times, n=5)
+        q4 = statistics.quantiles(times, n=4, method="inclusive")
+    else:
+        q, q4 = times * 4, times * 3
+    iqr_rel = (q4[2] - q4[0]) / med if med > 0 else 0.0
+    return {"time_ms": med, "q20_ms": q[0], "q80_ms": q[3], "min_ms": min(times),
+            "max_ms": max(times), "q25_ms": q4[0], "q75_ms": q4[2], "iqr_rel": iqr_rel,
+            "reps": len(times), "noisy": iqr_rel > NOISY_IQR}
+
+
 def time_call(call, xs, G, mode, device, min_reps, min_time):
-    """Median, 20% and 80% quantiles (ms) and the rep count of one call, after warm-up."""
+    """The rep times (ms) of one call, after warm-up; spread() summarizes them."""
     cuda = device == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     flush = torch.empty(256 << 20, dtype=torch.int8, device=device) if cuda else None
@@ -336,8 +364,7 @@ def time_call(call, xs, G, mode, device, min_reps, min_time):
             t0 = time.perf_counter()
             run_once(call, xs[i % len(xs)], G, mode)
             times.append((time.perf_counter() - t0) * 1e3)
-    q = statistics.quantiles(times, n=5) if len(times) > 1 else times * 4
-    return statistics.median(times), q[0], q[3], reps
+    return times
 
 
 def peak_mib(call, x, G, mode):
@@ -389,7 +416,9 @@ def measure(args, copy_gbps, progress=None):
         xs, G = inputs[key]
         row = {"op": op, "mode": mode, "dtype": dname, "B": B, "T": T, "N": N,
                "provider": provider, "time_ms": None, "q20_ms": None, "q80_ms": None,
-               "reps": None, "speedup": None, "neuron_steps_per_s": None, "peak_mem_mib": None,
+               "reps": None, "min_ms": None, "max_ms": None, "q25_ms": None, "q75_ms": None,
+               "iqr_rel": None, "noisy": False, "speedup": None,
+               "speedup_noisy": False, "neuron_steps_per_s": None, "peak_mem_mib": None,
                "saved_bytes_per_step": None, "gbps": None, "bw_frac": None,
                "first_call_s": None, "status": "ok", "detail": ""}
         try:
@@ -405,10 +434,10 @@ def measure(args, copy_gbps, progress=None):
                     row["status"] = "MISMATCH"
                     rows.append(row)
                     continue
-            med, q20, q80, reps = time_call(call, xs, G, mode, args.device, args.reps,
-                                            args.min_time)
-            row.update(time_ms=med, q20_ms=q20, q80_ms=q80, reps=reps,
-                       neuron_steps_per_s=B * T * N / (med / 1e3))
+            row.update(spread(time_call(call, xs, G, mode, args.device, args.reps,
+                                        args.min_time)))
+            med = row["time_ms"]
+            row["neuron_steps_per_s"] = B * T * N / (med / 1e3)
             if args.device == "cuda":
                 row["peak_mem_mib"] = peak_mib(call, xs[0], G, mode)
                 row["gbps"] = model_bytes_per_step(op, mode, dtype) * B * T * N / med / 1e6
@@ -425,7 +454,38 @@ def measure(args, copy_gbps, progress=None):
             r[k] == row[k] for k in ("op", "mode", "dtype", "B", "T", "N"))), None)
         if row["status"] == "ok" and base and row["time_ms"]:
             row["speedup"] = base["time_ms"] / row["time_ms"]
+            row["speedup_noisy"] = bool(row["noisy"] or base["noisy"])
     return rows
+
+
+def _case(r):
+    return (f"{r['provider']} {r['op']} {r['mode']} {r['dtype']} B={r['B']} T={r['T']} "
+            f"N={r['N']}")
+
+
+def noisy_notes(rows):
+    """One line per noisy timing: its spread."""
+    return [f"{_case(r)}: noisy timing, {r['reps']} reps, min {r['min_ms']:.3g} / median "
+            f"{r['time_ms']:.3g} / max {r['max_ms']:.3g} ms, IQR/median {r['iqr_rel']:.2f} > "
+            f"{NOISY_IQR:g}" for r in rows if r.get("noisy")]
+
+
+def summary(rows):
+    """Speedup of each provider per op/mode over the rows whose timing (and reference timing)
+    is steady: lines "provider op mode dtype: min-max x over n sizes (k noisy left out)"."""
+    groups = {}
+    for r in rows:
+        if r["provider"] != "torch" and r["status"] == "ok" and r.get("speedup"):
+            groups.setdefault((r["provider"], r["op"], r["mode"], r["dtype"]), []).append(r)
+    lines = []
+    for (p, op, mode, dt), rs in groups.items():
+        steady = [r["speedup"] for r in rs if not r.get("speedup_noisy")]
+        left = len(rs) - len(steady)
+        what = (f"{min(steady):.2f}x to {max(steady):.2f}x over {len(steady)} size(s)"
+                if steady else "no steady timing")
+        lines.append(f"- {p} {op} {mode} {dt}: {what}"
+                     + (f" ({left} noisy left out)" if left else ""))
+    return lines
 
 
 def _fmt(v, spec, unit=""):
@@ -457,14 +517,26 @@ def markdown(hdr, rows):
                  _fmt(r["time_ms"], ".3f"), _fmt(r["speedup"], ".2f", "x"),
                  _si(r["neuron_steps_per_s"]), _fmt(r["peak_mem_mib"], ".1f", " MiB"),
                  _fmt(r["saved_bytes_per_step"], ".1f")]
+        if r.get("speedup_noisy"):
+            cells[8] += " noisy"
+        cells += [("-" if r.get("min_ms") is None
+                   else f"{r['min_ms']:.3f} / {r['max_ms']:.3f}"),
+                  _fmt(r.get("iqr_rel"), ".2f")]
         if cuda:
             cells += [_fmt(r["gbps"], ".0f"), _fmt(r["bw_frac"] and 100 * r["bw_frac"], ".0f", "%")]
-        lines.append("| " + " | ".join(str(c) for c in cells + [r["status"]]) + " |")
-    notes = [f"- {r['provider']} {r['op']} {r['mode']} {r['dtype']} B={r['B']} T={r['T']} "
-             f"N={r['N']}: {r['status']}: {r['detail']}" for r in rows if r["detail"]]
+        status = r["status"] + (", noisy" if r.get("noisy") else "")
+        lines.append("| " + " | ".join(str(c) for c in cells + [status]) + " |")
+    notes = [f"- {_case(r)}: {r['status']}: {r['detail']}" for r in rows if r["detail"]]
     if notes:
         lines += ["", "Not ok (no speedup is reported for these):" if any(
             r["status"] != "ok" for r in rows) else "Notes:"] + notes
+    noisy = noisy_notes(rows)
+    if noisy:
+        lines += ["", f"Noisy timings (IQR/median > {NOISY_IQR:g}: a loaded machine?); their "
+                  "speedups, and those against a noisy reference, are marked noisy and left "
+                  "out of the summary:"] + ["- " + n for n in noisy]
+    lines += ["", "Summary (speedup vs torch, steady timings only):"] + (
+        summary(rows) or ["- no speedups"])
     return "\n".join(lines) + "\n"
 
 
@@ -479,6 +551,8 @@ def main(argv=None):
     rows = measure(args, copy_gbps, tqdm)
     md = markdown(hdr, rows)
     print(md)
+    for n in noisy_notes(rows):
+        print("warning:", n, file=sys.stderr)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"header": hdr, "rows": rows}, f, indent=1)

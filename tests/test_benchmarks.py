@@ -6,6 +6,7 @@ provider whose output or gradient disagrees with the reference.
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,10 @@ def test_quick_run_writes_json_markdown_and_plot(tmp_path):
     for r in rows:
         assert r["status"] == "ok", r
         assert r["dtype"] == "float32"
+        # the spread of the reps is reported with every timing
+        assert 0 < r["min_ms"] <= r["q25_ms"] <= r["time_ms"] <= r["q75_ms"] <= r["max_ms"]
+        assert r["iqr_rel"] >= 0 and isinstance(r["noisy"], bool)
+        assert r["noisy"] == (r["iqr_rel"] > run.NOISY_IQR)
         assert r["time_ms"] > 0 and r["neuron_steps_per_s"] > 0 and r["speedup"] > 0
         assert r["peak_mem_mib"] is None and r["gbps"] is None  # CUDA only
         if r["mode"] == "fwd":
@@ -55,6 +60,7 @@ def test_quick_run_writes_json_markdown_and_plot(tmp_path):
 
     md = (tmp_path / "results.md").read_text()
     assert "| op | mode | dtype | B | T | N | provider | time ms | speedup vs torch |" in md
+    assert "| min / max ms | IQR/med | status |" in md and "Summary (speedup vs torch" in md
     assert "torch " + torch.__version__ in md and "CPU threads" in md
     table = [ln for ln in md.splitlines() if ln.startswith(("| l", "| r"))]
     assert len(table) == len(rows)
@@ -177,3 +183,48 @@ def test_randman_epoch_side_by_side(tmp_path):
     assert res["fused_train_acc"][0] == pytest.approx(res["baseline_train_acc"][0], abs=0.01)
     assert (tmp_path / "epoch.json").exists() and "median of the per-round ratios" in (
         tmp_path / "epoch.md").read_text()
+
+
+def _jittery(op):
+    """Correct output; every other call 20 ms slower: an IQR far wider than the median's 25%."""
+    calls = [0]
+
+    def call(x):
+        calls[0] += 1
+        if calls[0] % 2:
+            time.sleep(0.02)
+        return run.OPS[op](x, "torch")
+    return call
+
+
+def test_spread_statistics():
+    st = run.spread([1.0, 1.0, 1.1, 1.0, 5.0])  # one outlier: max moves, the IQR does not
+    assert st["min_ms"] == 1.0 and st["max_ms"] == 5.0 and st["time_ms"] == 1.0
+    assert not st["noisy"] and st["reps"] == 5
+    st = run.spread([1.0, 3.0, 1.0, 3.0, 1.0, 3.0])
+    assert st["noisy"] and st["iqr_rel"] > run.NOISY_IQR
+
+
+def test_noisy_timing_is_flagged_and_kept_out_of_the_summary(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(run.EXTRA_PROVIDERS, "jittery", _jittery)
+    hdr, rows = run.main(["--device", "cpu", "--ops", "li", "--modes", "fwd", "--sizes",
+                          "2,8,16", "--reps", "8", "--min-time", "0.001", "--backends",
+                          "jittery", "--no-plot", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    data = json.loads((tmp_path / "results.json").read_text())
+    jit = next(r for r in data["rows"] if r["provider"] == "jittery")
+    assert jit["status"] == "ok" and jit["noisy"] and jit["speedup_noisy"]
+    assert jit["max_ms"] > 10 * jit["min_ms"] and jit["iqr_rel"] > run.NOISY_IQR
+    assert "warning:" in err and "jittery li fwd float32 B=2 T=8 N=16: noisy" in err
+    md = (tmp_path / "results.md").read_text()
+    row = next(ln for ln in md.splitlines() if ln.startswith("| li |") and " jittery " in ln)
+    cells = row.split(" | ")
+    assert cells[8].endswith("x noisy") and cells[-1] == "ok, noisy |"
+    assert "Noisy timings" in md and "- jittery li fwd float32 B=2 T=8 N=16: noisy" in md
+    summary = md.split("Summary (speedup vs torch")[1]
+    assert "- jittery li fwd float32: no steady timing (1 noisy left out)" in summary
+    # the plot draws it hollow, and still draws
+    from benchmarks.plot import plot
+
+    png = plot(str(tmp_path / "results.json"), str(tmp_path / "s.png"))
+    assert open(png, "rb").read()[:8] == b"\x89PNG\r\n\x1a\n"
