@@ -217,7 +217,7 @@ def test_sweep_quick(tmp_path):
     assert "| shape \\ scale k | 1 | 10 |" in md
     assert "| none |" in md and "| 0.5 |" in md
     rec = json.loads((out / "sweep.json").read_text())
-    assert len(rec["runs"]) == 3 * 2 + 2
+    assert len(rec["runs"]) == 3 * 2 + 2 and rec["status"] == "finished"
     assert {r["part"] for r in rec["runs"]} == {"surrogate", "upper"}
     for r in rec["runs"]:
         assert 0.0 <= r["test_acc"] <= 1.0 and r["mean_hidden_rate_hz"] >= 0

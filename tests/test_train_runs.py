@@ -174,3 +174,25 @@ def test_sigterm_mid_run_is_recorded_and_resumable(tmp_path):
     assert R.main(_cli(TINY, epochs=done + 1, out=out) + ["--resume"]) == 0
     rec = json.loads((out / "run.json").read_text())
     assert rec["status"] == "finished" and len(rec["history"]) == done + 1
+
+
+def test_sweep_records_each_run_and_an_interruption(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(args, part, log, **over):
+        calls.append(part)
+        if len(calls) == 2:
+            rec = json.loads((tmp_path / "s" / "sweep.json").read_text())
+            assert rec["status"] == "running" and len(rec["runs"]) == 1
+            raise KeyboardInterrupt
+        rec = dict(part=part, seed=over["seed"], test_acc=0.5)
+        log(rec)
+        return rec, None
+
+    monkeypatch.setattr(sweep, "one_run", fake)
+    rc = sweep.main(["--quick", "--device", "cpu", "--quiet", "--out", str(tmp_path / "s")])
+    assert rc == 130 and len(calls) == 2
+    rec = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert rec["status"] == "interrupted" and rec["runs"] == [dict(part="surrogate", seed=0,
+                                                                  test_acc=0.5)]
+    assert rec["runs_planned"] == 3 * 2 + 2

@@ -14,7 +14,10 @@ Every run is one ``fastsnn.train.randman.train`` call in this process, one after
 each seed given by ``--seeds``. Written to ``--out`` (default
 ``benchmarks/results/<date>-sweep/`` under the current folder): ``sweep.md`` (the command, the
 machine, the two tables), ``sweep.json`` (every run: settings, test/val accuracy, rates, times)
-and ``surrogate_scale.png``, ``upper_bound.png``.
+and ``surrogate_scale.png``, ``upper_bound.png``. The arguments and the output folder are checked
+before the first run (argparse errors, exit code 2). sweep.json is rewritten atomically after
+every run with ``"status"`` ``"running"``, then ``"finished"``; Ctrl-C or SIGTERM leaves the
+runs done so far with ``"interrupted"`` and exits with 130 or 143 (no sweep.md then).
 
 Sized for a 2-core CPU with the fused backend (``--backend cpu``, the default): 27 + 7 runs
 per seed of ``--epochs`` epochs on the full data set. ``--quick`` is a seconds-long smoke test on a tiny
@@ -27,6 +30,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -297,35 +301,65 @@ def main(argv=None):
               f"{rec['seed']}: test acc {rec['test_acc']:.3f}, rate "
               f"{rec['mean_hidden_rate_hz']:.1f} Hz, {rec['wall_s']:.0f} s", flush=True)
 
+    cfg0 = run_config(args)
+    commit = R._git_commit()
+    command = "python -m fastsnn.train.sweep " + " ".join(argv if argv is not None
+                                                          else sys.argv[1:])
     runs = []
+
+    def record(status):
+        env = dict(torch=torch.__version__, fastsnn=fastsnn.__version__,
+                   python=sys.version.split()[0], platform=platform.platform(),
+                   processor=R.cpu_name(),
+                   threads=torch.get_num_threads(), backend=args.backend, commit=commit)
+        return dict(command=command, status=status, runs_planned=n_runs,
+                    date=date, environment=env, sweep=vars(args), base_config=vars(cfg0),
+                    shapes=shapes, scales=scales, nu_upper=nus, seeds=seeds, runs=runs,
+                    total_time_s=time.perf_counter() - t_start)
+
+    json_path = os.path.join(out, "sweep.json")
+
+    def save(status):  # after every run: an interrupted sweep keeps what it has done
+        R.write_json_atomic(json_path, record(status))
+
+    plan = []
     if "surrogate" in parts:
         for sh in shapes:
             for k in scales:
                 for seed in seeds:
-                    runs.append(one_run(args, "surrogate", log, surrogate=sh, scale=k,
-                                        seed=seed)[0])
+                    plan.append(("surrogate", dict(surrogate=sh, scale=k, seed=seed)))
     if "upper" in parts:
         for nu in nus:
             for seed in seeds:
                 over = dict(surrogate=args.upper_surrogate, scale=args.upper_scale, seed=seed)
                 if nu is not None:
                     over.update(upper_strength=args.upper_strength, upper_nu=nu)
-                runs.append(one_run(args, "upper", log, **over)[0])
-    total = time.perf_counter() - t_start
+                plan.append(("upper", over))
 
-    cfg0 = run_config(args)
-    env = dict(torch=torch.__version__, fastsnn=fastsnn.__version__,
-               python=sys.version.split()[0], platform=platform.platform(),
-               processor=R.cpu_name(),
-               threads=torch.get_num_threads(), backend=args.backend,
-               commit=R._git_commit())
-    record = dict(command="python -m fastsnn.train.sweep " + " ".join(argv if argv is not None
-                                                                       else sys.argv[1:]),
-                  date=date, environment=env, sweep=vars(args), base_config=vars(cfg0),
-                  shapes=shapes, scales=scales, nu_upper=nus, seeds=seeds, runs=runs,
-                  total_time_s=total)
-    R.write_json_atomic(os.path.join(out, "sweep.json"), record)
-    write_report(record, out, args.plots, args.quiet)
+    def on_term(signum, frame):
+        raise R.Interrupted(f"signal {signum}")
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        save("running")
+        for part, over in plan:
+            runs.append(one_run(args, part, log, **over)[0])
+            save("running")
+    except (KeyboardInterrupt, R.Interrupted) as e:
+        save("interrupted")
+        print(f"sweep interrupted after {len(runs)} of {n_runs} runs: {json_path} "
+              f"(status interrupted)", file=sys.stderr, flush=True)
+        return 130 if isinstance(e, KeyboardInterrupt) else 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    rec = record("finished")
+    R.write_json_atomic(json_path, rec)
+    write_report(rec, out, args.plots, args.quiet)
     return 0
 
 
