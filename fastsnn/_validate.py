@@ -1,7 +1,8 @@
 """Argument checks of the public functions (SPEC section 6), run before any kernel.
 
-Every error names the argument and what was expected. Checks that would read tensor values
-(alpha/beta in [0, 1]) are skipped while torch.compile traces, where they would break the graph.
+Every error names the argument and what was expected. Checks of tensor values (alpha/beta in
+[0, 1], a finite threshold) read the values eagerly; while torch.compile traces they become
+torch._assert_async in the graph (no graph break), which raises when the compiled code runs.
 """
 
 import math
@@ -86,11 +87,40 @@ def check_param(value, name: str, X: torch.Tensor, N: int, unit_interval: bool):
             f"{name} must be a scalar tensor or have shape ({N},) (one value per neuron), "
             f"got shape {tuple(value.shape)}"
         )
-    if unit_interval and not _compiling() and value.numel() > 0:
-        lo, hi = torch.aminmax(value.detach())
-        if not (lo.item() >= 0.0 and hi.item() <= 1.0):
-            raise ValueError(f"{name} must lie in [0, 1], got values in [{lo.item()}, {hi.item()}]")
+    if value.numel() > 0:
+        _check_values(value.detach(), name, unit_interval)
     return value
+
+
+def _check_values(v: torch.Tensor, name: str, unit_interval: bool) -> None:
+    """alpha/beta in [0, 1] (NaN fails), a threshold finite: as float parameters are checked.
+
+    Eagerly a ValueError with the range found. While torch.compile traces, the same conditions
+    go into the graph as torch._assert_async, which raises a RuntimeError with the message when
+    the compiled function runs (on a GPU a device-side assert). Meta tensors have no values to
+    check and are rejected."""
+    if v.device.type == "meta":
+        raise RuntimeError(
+            f"{name} is a meta tensor (it has no values, so they cannot be checked); "
+            f"materialize it on X's device, e.g. module.to_empty(device=...) and initialize it")
+    if unit_interval:
+        if _compiling():
+            torch._assert_async(((v >= 0) & (v <= 1)).all(),
+                                f"{name} must lie in [0, 1] (a value outside it, or NaN)")
+            return
+        lo, hi = torch.aminmax(v)
+        lo, hi = lo.item(), hi.item()
+        if not (lo >= 0.0 and hi <= 1.0) or math.isnan(lo) or math.isnan(hi):
+            nan = " (NaN included)" if torch.isnan(v).any().item() else ""
+            raise ValueError(f"{name} must lie in [0, 1], got values in [{lo}, {hi}]{nan}")
+        return
+    if _compiling():
+        torch._assert_async(torch.isfinite(v).all(), f"{name} must be finite (NaN or inf found)")
+        return
+    if not torch.isfinite(v).all().item():
+        bad = v[~torch.isfinite(v)]
+        raise ValueError(f"{name} must be finite, got {bad.numel()} non-finite value(s) "
+                         f"(e.g. {bad[0].item()})")
 
 
 def _check_tensor_arg(t, name, X, shape, shape_text, floating=False):

@@ -15,11 +15,14 @@ from .ops.spike_linear import spike_linear  # noqa: F401  (public: fastsnn.spike
 
 
 def _empty_time(X, state, B, N):
-    """T = 0: an empty output, and the given state (zeros when none) as the final state."""
+    """T = 0: an empty output, and the given state (zeros when none) as the final state: new
+    tensors in the accumulation dtype, as for T > 0, never the caller's own (a copy that keeps
+    the gradient path to the given state)."""
     acc = V.acc_dtype(X.dtype)
     if state is None:
-        state = (X.new_zeros((B, N), dtype=acc), X.new_zeros((B, N), dtype=acc))
-    return X.new_empty(X.shape), tuple(state)
+        return X.new_empty(X.shape), (X.new_zeros((B, N), dtype=acc),
+                                      X.new_zeros((B, N), dtype=acc))
+    return X.new_empty(X.shape), tuple(s.to(acc, copy=True) for s in state)
 
 
 def _check_lif_args(X, alpha, beta, threshold, state, reset, detach_reset, surrogate, scale,

@@ -103,3 +103,95 @@ def test_spike_linear_double_backward_raises():
     y = fastsnn.spike_linear(x, w, backend="torch")
     (gw,) = torch.autograd.grad((y ** 2).sum(), w, create_graph=True)
     torch.autograd.grad(gw.sum(), w)
+
+
+# ---- 2. argument checks ----------------------------------------------------------------------
+
+ALL = ["torch", *FUSED]
+X4 = torch.randn(2, 5, 4)
+NONFINITE = [float("nan"), float("inf"), float("-inf")]
+
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("bad", NONFINITE)
+@pytest.mark.parametrize("shape", [(), (4,)])
+def test_tensor_threshold_must_be_finite(backend, bad, shape):
+    thr = torch.ones(shape)
+    thr.view(-1)[-1] = bad
+    with pytest.raises(ValueError, match="threshold must be finite"):
+        fastsnn.lif(X4, 0.8, 0.9, thr, backend=backend)
+    w = torch.zeros(4, 4)
+    with pytest.raises(ValueError, match="threshold must be finite"):
+        fastsnn.rlif(X4, w, 0.8, 0.9, thr, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_tensor_decay_nan_rejected(backend, name):
+    bad = torch.tensor([0.5, float("nan"), 0.5, 0.5])
+    kw = {"alpha": 0.8, "beta": 0.9, name: bad}
+    with pytest.raises(ValueError, match=f"{name} must lie in \\[0, 1\\]"):
+        fastsnn.lif(X4, kw["alpha"], kw["beta"], backend=backend)
+    with pytest.raises(ValueError, match=f"{name} must lie in \\[0, 1\\]"):
+        fastsnn.li(X4, kw["alpha"], kw["beta"], backend=backend)
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_compiled_range_checks_raise(backend):
+    torch._dynamo.reset()
+
+    def f(x, a, thr):
+        s, (_, u) = fastsnn.lif(x, a, 0.9, thr, backend=backend)
+        v, _ = fastsnn.li(s, a, 0.9, backend=backend)
+        return v.sum() + u.sum()
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    good_a, good_thr = torch.full((4,), 0.5), torch.ones(4)
+    torch.testing.assert_close(compiled(X4, good_a, good_thr), f(X4, good_a, good_thr))
+    with pytest.raises(RuntimeError, match=r"alpha must lie in \[0, 1\]"):
+        compiled(X4, torch.tensor([0.5, 1.5, 0.5, 0.5]), good_thr)
+    with pytest.raises(RuntimeError, match=r"alpha must lie in \[0, 1\]"):
+        compiled(X4, torch.tensor([0.5, float("nan"), 0.5, 0.5]), good_thr)
+    with pytest.raises(RuntimeError, match="threshold must be finite"):
+        compiled(X4, good_a, torch.tensor([1.0, float("inf"), 1.0, 1.0]))
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta", "threshold"])
+def test_meta_parameter_named(name):
+    x = torch.randn(2, 5, 4, device="meta")
+    kw = {"alpha": 0.8, "beta": 0.9, "threshold": 1.0, name: torch.full((4,), 0.5, device="meta")}
+    with pytest.raises(RuntimeError, match=f"{name} is a meta tensor"):
+        fastsnn.lif(x, kw["alpha"], kw["beta"], kw["threshold"], backend="torch")
+
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("name", ["lif", "rlif", "li"])
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_in_place_change_between_forward_and_backward_raises(backend, name, requires_grad):
+    x = torch.randn(2, 5, 4, requires_grad=True)
+    a = torch.tensor(0.5, requires_grad=requires_grad)  # 0-d: the fused path expands a copy
+    out, (_, u) = _call(name, backend, x, a)
+    with torch.no_grad():
+        a.fill_(0.1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (out.sum() + u.sum()).backward()
+
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_empty_time_returns_fresh_state_in_acc_dtype(backend, dtype):
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    x = torch.randn(2, 0, 4, dtype=dtype)
+    state = (torch.randn(2, 4, dtype=dtype), torch.randn(2, 4, dtype=dtype))
+    w = torch.zeros(4, 4, dtype=dtype)
+    for run in (lambda: fastsnn.lif(x, 0.8, 0.9, state=state, backend=backend),
+                lambda: fastsnn.rlif(x, w, 0.8, 0.9, state=state, backend=backend),
+                lambda: fastsnn.li(x, 0.8, 0.9, state=state, backend=backend)):
+        out, final = run()
+        assert out.shape == x.shape
+        for got, given in zip(final, state):
+            assert got is not given and got.dtype == acc
+            assert got.data_ptr() != given.data_ptr()
+            torch.testing.assert_close(got, given.to(acc))
+        final[0].add_(1.0)
+        assert not torch.equal(final[0], state[0].to(acc))

@@ -7,7 +7,8 @@ learn; then I_t and U_t are saved in the accumulation dtype.
 import torch
 
 from ... import _validate as V
-from ..lif.function import initial_state, neuron_vector, once_differentiable_fused
+from ..lif.function import (initial_state, neuron_vector, once_differentiable_fused,
+                            saved_sources, tensors_or_none)
 
 
 def kernels(backend: str):
@@ -21,7 +22,8 @@ def kernels(backend: str):
 
 class LIFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, alpha, beta, i0, u0, backend, normalize_input, grad_enabled):
+    def forward(ctx, x, alpha, beta, i0, u0, backend, normalize_input, grad_enabled,
+                alpha_src, beta_src):
         # x [B, T, N], alpha/beta [N], i0/u0 [B, N] (acc dtype)
         fwd, _ = kernels(backend)
         # needs_input_grad stays True under torch.no_grad(); grad_enabled is the caller's mode
@@ -29,7 +31,8 @@ class LIFunction(torch.autograd.Function):
         param_grads = any(needs[1:3])
         u, iT, uT, i_saved, u_saved = fwd(x, alpha, beta, i0, u0, normalize_input, param_grads)
         if any(needs[:5]):
-            ctx.save_for_backward(i_saved, u_saved, i0, u0, alpha, beta)
+            ctx.save_for_backward(i_saved, u_saved, i0, u0, alpha, beta,
+                                  *saved_sources(alpha_src, beta_src))
         ctx.cfg = (backend, normalize_input, param_grads)
         return u, iT, uT
 
@@ -37,13 +40,14 @@ class LIFunction(torch.autograd.Function):
     @once_differentiable_fused
     def backward(ctx, gu, giT, guT):
         backend, normalize_input, param_grads = ctx.cfg
-        i_saved, u_saved, i0, u0, alpha, beta = ctx.saved_tensors
+        i_saved, u_saved, i0, u0, alpha, beta = ctx.saved_tensors[:6]
         _, bwd = kernels(backend)
         gx, gi0, gu0, ga, gb = bwd(gu, giT.contiguous(), guT.contiguous(), i_saved, u_saved, i0,
                                    u0, alpha, beta, normalize_input, param_grads)
         needs = ctx.needs_input_grad
         return (gx, ga.sum(0) if needs[1] else None, gb.sum(0) if needs[2] else None,
-                gi0 if needs[3] else None, gu0 if needs[4] else None, None, None, None)
+                gi0 if needs[3] else None, gu0 if needs[4] else None, None, None, None, None,
+                None)
 
 
 def li_fused_btn(x, alpha, beta, i0, u0, normalize_input, backend):
@@ -52,5 +56,5 @@ def li_fused_btn(x, alpha, beta, i0, u0, normalize_input, backend):
     a, b = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta))
     i0, u0 = initial_state(x, i0, u0)
     u, iT, uT = LIFunction.apply(x, a, b, i0, u0, backend, normalize_input,
-                                 torch.is_grad_enabled())
+                                 torch.is_grad_enabled(), *tensors_or_none((alpha, beta), (a, b)))
     return u, (iT, uT)

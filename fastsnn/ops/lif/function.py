@@ -10,9 +10,14 @@ synaptic current I_t only when alpha or beta needs a gradient or the zero reset 
 Nothing is saved when no input needs a gradient.
 
 The backward is differentiable once: a double backward through it raises
-(``once_differentiable_fused``). The raising node is linked to the incoming gradients and to the saved inputs (parameters,
-state), not to X, which is not saved: a second derivative asked with respect to X alone finds X
-unused (an error, or None with allow_unused=True) instead of raising.
+(``once_differentiable_fused``). The raising node is linked to the incoming gradients and to
+the saved inputs (parameters, state), not to X, which is not saved: a second derivative asked
+with respect to X alone finds X unused (an error, or None with allow_unused=True) instead of
+raising.
+
+The caller's alpha / beta / threshold tensors are saved too (``saved_sources``), so that
+changing one in place between forward and backward raises autograd's version-counter error,
+as on the reference backend.
 """
 
 import functools
@@ -78,8 +83,9 @@ def kernels(backend: str):
 class LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, alpha, beta, thr, i0, u0, backend, reset, detach_reset, surrogate,
-                scale, normalize_input, grad_enabled):
-        # x [B, T, N] (unit neuron stride or any), alpha/beta/thr [N], i0/u0 [B, N] (acc dtype)
+                scale, normalize_input, grad_enabled, alpha_src, beta_src, thr_src):
+        # x [B, T, N] (unit neuron stride or any), alpha/beta/thr [N], i0/u0 [B, N] (acc dtype);
+        # sources: the caller's parameter tensors (see saved_sources)
         fwd, _ = kernels(backend)
         # needs_input_grad stays True under torch.no_grad(); grad_enabled is the caller's mode
         needs = [n and grad_enabled for n in ctx.needs_input_grad]
@@ -89,7 +95,8 @@ class LIFFunction(torch.autograd.Function):
         s, iT, uT, u_saved, i_saved = fwd(x, alpha, beta, thr, i0, u0, reset, normalize_input,
                                           train, save_i)
         if train:
-            ctx.save_for_backward(u_saved, i_saved, i0, u0, alpha, beta, thr)
+            ctx.save_for_backward(u_saved, i_saved, i0, u0, alpha, beta, thr,
+                                  *saved_sources(alpha_src, beta_src, thr_src))
         ctx.cfg = (backend, reset, detach_reset, surrogate, scale, normalize_input, param_grads)
         return s, iT, uT
 
@@ -97,7 +104,7 @@ class LIFFunction(torch.autograd.Function):
     @once_differentiable_fused
     def backward(ctx, gs, giT, guT):
         backend, reset, detach_reset, surrogate, scale, normalize_input, param_grads = ctx.cfg
-        u_saved, i_saved, i0, u0, alpha, beta, thr = ctx.saved_tensors
+        u_saved, i_saved, i0, u0, alpha, beta, thr = ctx.saved_tensors[:7]
         _, bwd = kernels(backend)
         gx, gi0, gu0, ga, gb, gt = bwd(gs, giT.contiguous(), guT.contiguous(), u_saved, i_saved,
                                        i0, u0, alpha, beta, thr, reset, detach_reset, surrogate,
@@ -107,7 +114,24 @@ class LIFFunction(torch.autograd.Function):
         gb = gb.sum(0) if needs[2] else None
         gt = gt.sum(0) if needs[3] else None
         return (gx, ga, gb, gt, gi0 if needs[4] else None, gu0 if needs[5] else None,
-                None, None, None, None, None, None, None)
+                None, None, None, None, None, None, None, None, None, None)
+
+
+def tensors_or_none(values, passed):
+    """The *_src arguments of the Functions: each caller's value when it is a tensor other than
+    the one passed to the kernels (dynamo rejects the same tensor as two inputs), else None."""
+    return tuple(v if isinstance(v, torch.Tensor) and v is not p else None
+                 for v, p in zip(values, passed))
+
+
+def saved_sources(*values):
+    """The caller's tensors among alpha / beta / threshold (and weight_rec), passed to the fused
+    Functions as extra inputs that the forward saves and the backward never reads: the vectors
+    the kernels get are often copies (a 0-d tensor expanded to (N,), a dtype change), so saving
+    only those would miss an in-place change of the caller's tensor between forward and
+    backward; saving the tensor itself makes autograd's version check raise, as the reference
+    does."""
+    return tuple(v for v in values if isinstance(v, torch.Tensor))
 
 
 def neuron_vector(value, N, acc, device):
@@ -134,5 +158,6 @@ def lif_fused_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrog
     i0, u0 = initial_state(x, i0, u0)
     s, iT, uT = LIFFunction.apply(x, a, b, th, i0, u0, backend, RESETS[reset], detach_reset,
                                   SURROGATES[surrogate], float(scale), normalize_input,
-                                  torch.is_grad_enabled())
+                                  torch.is_grad_enabled(),
+                                  *tensors_or_none((alpha, beta, threshold), (a, b, th)))
     return s, (iT, uT)

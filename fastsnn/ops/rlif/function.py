@@ -15,7 +15,8 @@ already in the accumulation dtype). Nothing is saved when no input needs a gradi
 import torch
 
 from ..._enums import RESETS, SURROGATES
-from ..lif.function import initial_state, neuron_vector, once_differentiable_fused
+from ..lif.function import (initial_state, neuron_vector, once_differentiable_fused,
+                            saved_sources, tensors_or_none)
 from ... import _validate as V
 
 
@@ -31,7 +32,8 @@ def kernels(backend: str):
 class RLIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, alpha, beta, thr, i0, u0, backend, reset, detach_reset,
-                detach_recurrent, surrogate, scale, normalize_input, grad_enabled):
+                detach_recurrent, surrogate, scale, normalize_input, grad_enabled,
+                w_src, alpha_src, beta_src, thr_src):
         # x [B, T, N], w [N, N] (acc dtype, contiguous), alpha/beta/thr [N], i0/u0 [B, N]
         fwd, _ = kernels(backend)
         # needs_input_grad stays True under torch.no_grad(); grad_enabled is the caller's mode
@@ -42,7 +44,8 @@ class RLIFFunction(torch.autograd.Function):
         s, iT, uT, u_saved, i_saved = fwd(x, w, alpha, beta, thr, i0, u0, reset,
                                           normalize_input, train, save_i)
         if train:
-            ctx.save_for_backward(u_saved, i_saved, i0, u0, w, alpha, beta, thr)
+            ctx.save_for_backward(u_saved, i_saved, i0, u0, w, alpha, beta, thr,
+                                  *saved_sources(w_src, alpha_src, beta_src, thr_src))
         ctx.cfg = (backend, reset, detach_reset, detach_recurrent, surrogate, scale,
                    normalize_input, param_grads, train and needs[1])
         return s, iT, uT
@@ -52,7 +55,7 @@ class RLIFFunction(torch.autograd.Function):
     def backward(ctx, gs, giT, guT):
         (backend, reset, detach_reset, detach_recurrent, surrogate, scale, normalize_input,
          param_grads, weight_grad) = ctx.cfg
-        u_saved, i_saved, i0, u0, w, alpha, beta, thr = ctx.saved_tensors
+        u_saved, i_saved, i0, u0, w, alpha, beta, thr = ctx.saved_tensors[:8]
         _, bwd = kernels(backend)
         gx, gi0, gu0, ga, gb, gt, gw = bwd(
             gs, giT.contiguous(), guT.contiguous(), u_saved, i_saved, i0, u0, w, alpha, beta,
@@ -63,7 +66,8 @@ class RLIFFunction(torch.autograd.Function):
         gb = gb.sum(0) if needs[3] else None
         gt = gt.sum(0) if needs[4] else None
         return (gx, gw if needs[1] else None, ga, gb, gt, gi0 if needs[5] else None,
-                gu0 if needs[6] else None, None, None, None, None, None, None, None, None)
+                gu0 if needs[6] else None, None, None, None, None, None, None, None,
+                None, None, None, None, None)
 
 
 def rlif_fused_btn(x, weight_rec, alpha, beta, threshold, i0, u0, reset, detach_reset,
@@ -75,5 +79,7 @@ def rlif_fused_btn(x, weight_rec, alpha, beta, threshold, i0, u0, reset, detach_
     i0, u0 = initial_state(x, i0, u0)
     s, iT, uT = RLIFFunction.apply(x, w, a, b, th, i0, u0, backend, RESETS[reset], detach_reset,
                                    detach_recurrent, SURROGATES[surrogate], float(scale),
-                                   normalize_input, torch.is_grad_enabled())
+                                   normalize_input, torch.is_grad_enabled(),
+                                   *tensors_or_none((weight_rec, alpha, beta, threshold),
+                                                   (w, a, b, th)))
     return s, (iT, uT)
