@@ -103,7 +103,20 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     assert rec2["status"] == "finished" and rec2["epochs_done"] == 2
     ck = torch.load(part / "checkpoint.pt", weights_only=False)
     assert ck["epoch"] == 2 and {"model", "optimizer", "rng", "history"} <= set(ck)
-    assert R.main(_cli(TINY, epochs=3, out=part) + ["--resume"]) == 0
+    seen = {}
+    evaluate = R.evaluate
+
+    def spy(*a, **k):  # while resuming, the 2-epoch model.pt is gone, run.json says running
+        seen.setdefault("model", (part / "model.pt").exists())
+        seen.setdefault("status", json.loads((part / "run.json").read_text())["status"])
+        return evaluate(*a, **k)
+
+    R.evaluate = spy
+    try:
+        assert R.main(_cli(TINY, epochs=3, out=part) + ["--resume"]) == 0
+    finally:
+        R.evaluate = evaluate
+    assert seen == {"model": False, "status": "running"}
     (ra, ma), (rb, mb) = _load(full), _load(part)
     assert rb["status"] == "finished" and rb["resumed_after_epochs"] == [2]
     assert set(ma) == set(mb)

@@ -596,6 +596,8 @@ def _train(cfg, dd):
         history, started, resumed = ck["history"], ck["started"], ck.get("resumed", [])
         first = ck["epoch"] + 1
         resumed = resumed + [ck["epoch"]]
+        if writes:  # the final products of the run resumed are not this run's
+            fresh_out_dir(cfg.out, keep=(RUN_JSON, CHECKPOINT))
     elif writes:
         fresh_out_dir(cfg.out)
 
@@ -649,6 +651,7 @@ def _train(cfg, dd):
                            f"reg {rec['train_reg']:.4f}  train acc {rec['train_acc']:.3f}  "
                            f"val acc {rec['val_acc']:.3f}  rate {rec['val_rate_hz']:.1f} Hz  "
                            f"time {epoch_time:.2f} s")
+        test = evaluate(model, Xte, yte, cfg, dd)
     except (KeyboardInterrupt, Interrupted) as e:
         if writes:
             write_json_atomic(os.path.join(cfg.out, RUN_JSON), record(
@@ -659,7 +662,6 @@ def _train(cfg, dd):
                       f"{os.path.abspath(cfg.out)} (continue with --resume)", file=sys.stderr,
                       flush=True)
         raise
-    test = evaluate(model, Xte, yte, cfg, dd)
     result = record("finished", test_acc=test["acc"], test_loss=test["loss"],
                     mean_hidden_rate_hz=test["mean_rate_hz"], hidden_rate_hz=test["rate_hz"])
     if show:
@@ -699,11 +701,13 @@ def _replace_atomic(path, write):
         raise
 
 
-def fresh_out_dir(out):
+def fresh_out_dir(out, keep=()):
     """A fresh run in ``out``: remove the files an earlier run left there (so none of them
-    passes for this run's)."""
+    passes for this run's), but those named in keep."""
     os.makedirs(out, exist_ok=True)
     for name in OUTPUT_FILES:
+        if name in keep:
+            continue
         try:
             os.remove(os.path.join(out, name))
         except FileNotFoundError:
