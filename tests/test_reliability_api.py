@@ -195,3 +195,69 @@ def test_empty_time_returns_fresh_state_in_acc_dtype(backend, dtype):
             torch.testing.assert_close(got, given.to(acc))
         final[0].add_(1.0)
         assert not torch.equal(final[0], state[0].to(acc))
+
+
+# ---- 3. learnable parameters stay in range -----------------------------------------------------
+
+
+def _in_range(model):
+    from fastsnn.nn.modules import MIN_THRESHOLD
+
+    out = []
+    for m in model.modules():
+        for name in ("alpha", "beta", "threshold"):
+            p = getattr(m, name, None)
+            if isinstance(p, torch.nn.Parameter):
+                lo, hi = (MIN_THRESHOLD, float("inf")) if name == "threshold" else (0.0, 1.0)
+                out.append(bool(((p >= lo) & (p <= hi)).all()))
+    return out
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_learned_parameters_train_300_adam_steps_and_constrain(backend):
+    from fastsnn.nn import LIF, LeakyIntegrator, RecurrentLIF, constrain_parameters
+
+    torch.manual_seed(0)
+    learn = dict(learn_alpha=True, learn_beta=True, learn_threshold=True, backend=backend)
+    model = torch.nn.Sequential()
+    lif = LIF(6, 8, **learn)
+    rec = RecurrentLIF(8, 8, **learn)
+    ro = LeakyIntegrator(8, 3, learn_alpha=True, learn_beta=True, backend=backend)
+    opt = torch.optim.Adam([*lif.parameters(), *rec.parameters(), *ro.parameters()], lr=1e-2)
+    x = torch.rand(4, 10, 6) * 2.0
+    for _ in range(300):  # push every decay up and every threshold down, past the bounds
+        s, _ = lif(x)
+        s2, _ = rec(s)
+        v, (_, uT) = ro(s2)
+        loss = -(s.mean() + s2.mean() + v.mean() + uT.mean())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    modules = torch.nn.ModuleList([lif, rec, ro])
+    assert not all(_in_range(modules))  # unconstrained, the stored values drifted out
+    before = ro(rec(lif(x)[0])[0])[0]
+    assert constrain_parameters(modules) is modules
+    assert all(_in_range(modules))
+    after = ro(rec(lif(x)[0])[0])[0]
+    torch.testing.assert_close(after, before)  # the forward already used the projected values
+
+
+def test_constrain_method_and_out_of_range_storage():
+    from fastsnn.nn import LIFNeuron, LeakyIntegrator
+
+    n = LIFNeuron(4, learn_alpha=True, learn_beta=True, learn_threshold=True, backend="torch")
+    li = LeakyIntegrator(3, 4, learn_alpha=True, learn_beta=True, backend="torch")
+    with torch.no_grad():
+        n.alpha.fill_(5.5)
+        n.beta.fill_(-0.5)
+        n.threshold.fill_(-1.0)
+        li.alpha.fill_(2.0)
+    x = torch.rand(2, 5, 4)
+    n(x)  # the forward projects: no error because of the module's own parameters
+    li(torch.rand(2, 5, 3))
+    assert n.constrain_() is n and li.constrain_() is li
+    assert torch.equal(n.alpha, torch.ones(4)) and torch.equal(n.beta, torch.zeros(4))
+    assert (n.threshold > 0).all() and torch.equal(li.alpha, torch.ones(4))
+    fixed = LIFNeuron(alpha=0.7)
+    fixed.constrain_()  # floats: nothing to do
+    assert fixed.alpha == 0.7

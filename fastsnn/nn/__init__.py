@@ -1,6 +1,7 @@
 """Drop-in modules over fastsnn's functions (SPEC section 3): they hold parameters and call
-``fastsnn.lif`` / ``rlif`` / ``li``; no kernel logic lives here."""
+``fastsnn.lif`` / ``rlif`` / ``li``; no kernel logic lives here. ``constrain_parameters(model)``
+projects learned alpha / beta / threshold into their ranges after an optimizer step."""
 
-from .modules import LIF, LIFNeuron, LeakyIntegrator, RecurrentLIF
+from .modules import LIF, LIFNeuron, LeakyIntegrator, RecurrentLIF, constrain_parameters
 
-__all__ = ["LIF", "LIFNeuron", "LeakyIntegrator", "RecurrentLIF"]
+__all__ = ["LIF", "LIFNeuron", "LeakyIntegrator", "RecurrentLIF", "constrain_parameters"]

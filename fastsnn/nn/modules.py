@@ -6,10 +6,23 @@ with a time step (``tau_syn``, ``tau_mem``, ``dt``: alpha = exp(-dt / tau_syn), 
 exp(-dt / tau_mem); the paper's tau_syn = 5 ms, tau_mem = 10 ms at dt = 1 ms give about the
 default decays). They and the threshold are fixed floats unless a module is asked to learn them
 (``learn_alpha`` / ``learn_beta`` / ``learn_threshold``): then they are per-neuron
-``nn.Parameter``s of shape (N,) holding the values themselves. The forward uses them clamped
-to their valid range, alpha and beta to [0, 1] and the threshold to at least MIN_THRESHOLD, so
-no optimizer step can make a forward fail; the clamp passes the gradient straight through, so
-a parameter pushed past a bound still learns and can come back. Nothing is modified in place.
+``nn.Parameter``s of shape (N,) holding the values themselves.
+
+Keeping learned values in range, two parts:
+
+- The forward never uses a stored value as it is: it uses it projected into its valid range,
+  alpha and beta clamped to [0, 1] and the threshold to [MIN_THRESHOLD, the dtype's largest
+  finite value], so no optimizer step can make a forward fail because of the module's own
+  parameters (a NaN parameter, a diverged training, still gives the error naming it). The clamp
+  passes the gradient straight through, so a parameter pushed past a bound still learns and can
+  come back. The forward modifies nothing in place.
+- The stored values themselves are projected only on request: ``module.constrain_()`` on any
+  of these modules, or ``fastsnn.nn.constrain_parameters(model)`` over a whole model, clamps
+  them in place into the same ranges. Call it after ``optimizer.step()`` (not between a forward
+  and its backward) to keep the stored values meaningful, e.g. for inspection or export; after
+  it, the stored values are the ones the forward uses. Without it, a value past a bound (say
+  alpha = 5.5 after many Adam steps) keeps drifting while the forward uses 1.0.
+
 Every forward takes an optional state (I, U) and returns (output, (I_T, U_T)), like nn.RNN.
 """
 
@@ -64,13 +77,39 @@ def _parameter(value, learn, size, name):
     return nn.Parameter(torch.full((size,), value))
 
 
+def _upper(value, hi):
+    """hi, or the largest finite value of value's dtype when there is no upper bound."""
+    return torch.finfo(value.dtype).max if hi is None else hi
+
+
 def _in_range(value, lo, hi=None):
-    """A learned value clamped to [lo, hi] for the forward, with its gradient passed straight
-    through (d/dvalue = 1), so that a parameter past a bound keeps learning. Floats are checked
-    at construction and pass unchanged."""
+    """A learned value clamped to [lo, hi] for the forward (hi None: the dtype's largest finite
+    value), with its gradient passed straight through (d/dvalue = 1), so that a parameter past a
+    bound keeps learning. Floats are checked at construction and pass unchanged."""
     if not isinstance(value, torch.Tensor):
         return value
-    return value.detach().clamp(lo, hi) + (value - value.detach())
+    return value.detach().clamp(lo, _upper(value, hi)) + (value - value.detach())
+
+
+def _project_(value, lo, hi=None):
+    """Clamp a learned parameter in place into [lo, hi] (what ``_in_range`` uses); floats are
+    left alone. NaN stays NaN (a diverged training is reported, not hidden)."""
+    if isinstance(value, nn.Parameter):
+        with torch.no_grad():
+            value.clamp_(lo, _upper(value, hi))
+
+
+def constrain_parameters(model: nn.Module) -> nn.Module:
+    """Project the learned alpha / beta / threshold of every fastsnn module in ``model`` into
+    their valid ranges, in place (``constrain_()`` on each); returns the model. Call it after
+    ``optimizer.step()``::
+
+        loss.backward(); optimizer.step(); fastsnn.nn.constrain_parameters(model)
+    """
+    for m in model.modules():
+        if isinstance(m, (LIFNeuron, LeakyIntegrator)):
+            m.constrain_()
+    return model
 
 
 def _learned(module, names):
@@ -99,6 +138,15 @@ class LIFNeuron(nn.Module):
         self.options = dict(reset=reset, detach_reset=detach_reset, surrogate=surrogate,
                             scale=scale, normalize_input=normalize_input,
                             batch_first=batch_first, backend=backend)
+
+    def constrain_(self):
+        """Clamp the learned alpha and beta into [0, 1] and the learned threshold into
+        [MIN_THRESHOLD, the dtype's largest finite value], in place (the values the forward
+        uses anyway); call it after ``optimizer.step()``. Returns self."""
+        _project_(self.alpha, 0.0, 1.0)
+        _project_(self.beta, 0.0, 1.0)
+        _project_(self.threshold, MIN_THRESHOLD)
+        return self
 
     def lif_params(self):
         """(alpha, beta, threshold) as the forward passes them: learned ones in range."""
@@ -139,6 +187,12 @@ class LIF(nn.Module):
         self.spike_input = bool(spike_input)
         self.neuron = LIFNeuron(out_features, **neuron_kwargs)
 
+    def constrain_(self):
+        """``self.neuron.constrain_()``: learned alpha/beta/threshold into range, in place;
+        call it after ``optimizer.step()``. Returns self."""
+        self.neuron.constrain_()
+        return self
+
     def forward(self, x, state=None):
         x = _project(self.linear, x, self.spike_input, self.neuron.options["backend"])
         return self.neuron(x, state)
@@ -161,6 +215,12 @@ class RecurrentLIF(nn.Module):
         nn.init.uniform_(self.weight_rec, -bound, bound)
         self.detach_recurrent = detach_recurrent
         self.neuron = LIFNeuron(out_features, **neuron_kwargs)
+
+    def constrain_(self):
+        """``self.neuron.constrain_()``: learned alpha/beta/threshold into range, in place;
+        call it after ``optimizer.step()``. Returns self."""
+        self.neuron.constrain_()
+        return self
 
     def forward(self, x, state=None):
         x = _project(self.linear, x, self.spike_input, self.neuron.options["backend"])
@@ -186,6 +246,13 @@ class LeakyIntegrator(nn.Module):
         self.beta = _parameter(beta, learn_beta, out_features, "beta")
         self.options = dict(normalize_input=normalize_input, batch_first=batch_first,
                             backend=backend)
+
+    def constrain_(self):
+        """Clamp the learned alpha and beta into [0, 1] in place (the values the forward uses
+        anyway); call it after ``optimizer.step()``. Returns self."""
+        _project_(self.alpha, 0.0, 1.0)
+        _project_(self.beta, 0.0, 1.0)
+        return self
 
     def forward(self, x, state=None):
         x = _project(self.linear, x, self.spike_input, self.options["backend"])
