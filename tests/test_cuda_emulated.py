@@ -41,6 +41,8 @@ from kernel_cases import (Target, assert_bitwise, check_against_reference, check
 from test_cuda import LI_CASES, LIF_CASES, _bwd_tol, _misaligned
 from test_rlif_cuda import CASES as RLIF_CASES
 from test_rlif_cuda import TOL as RLIF_TOL
+from test_rlif_cuda import inputs as rlif_cuda_inputs
+from test_rlif_cuda import run as rlif_run
 
 if not E.compiler_available():
     if os.environ.get("FASTSNN_REQUIRE_CUDA_EMULATION") == "1":
@@ -172,33 +174,9 @@ def test_lane_width_changes_no_result(dtype, lib, device):
 
 # ---- rlif: the case list of tests/test_rlif_cuda.py on three emulated devices -----------------
 
-def rlif_inputs(B, T, N, dt, seed=0, learn=False, state=False):
-    """As tests/test_rlif_cuda.py draws them, on the CPU."""
-    g = torch.Generator().manual_seed(seed)
-    dtype = DTYPES[dt]
-    acc = torch.float64 if dtype == torch.float64 else torch.float32
-    X = 0.6 + 0.8 * torch.randn(B, T, N, generator=g, dtype=torch.float64)
-    V = 0.6 * torch.randn(N, N, generator=g, dtype=torch.float64) / N ** 0.5
-    params = [0.8, 0.9, 1.0]
-    if learn:
-        params = [(v - 0.05 * torch.rand(N, generator=g, dtype=torch.float64)).to(acc)
-                  for v in params]
-    st = None
-    if state:
-        st = ((0.3 * torch.randn(B, N, generator=g, dtype=torch.float64)).to(acc),
-              (0.9 + 0.3 * torch.randn(B, N, generator=g, dtype=torch.float64)).to(acc))
-    return X.to(dtype), V.to(acc), params, st
-
-
-def rlif_run(backend, X, V, params, state, **opts):
-    leaves = [X.clone().requires_grad_(), V.clone().requires_grad_()]
-    ps = [p.clone().requires_grad_() if isinstance(p, torch.Tensor) else p for p in params]
-    st = tuple(s.clone().requires_grad_() for s in state) if state else None
-    S, (I, U) = fastsnn.rlif(leaves[0], leaves[1], *ps, state=st, backend=backend, **opts)
-    w = torch.randn(S.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    loss = (S.double() * w).sum() + U.double().sum() + 0.5 * I.double().sum()
-    wrt = leaves + [p for p in ps if isinstance(p, torch.Tensor)] + list(st or ())
-    return S.detach(), (I.detach(), U.detach()), torch.autograd.grad(loss, wrt)
+def rlif_inputs(*args, **kw):
+    """The draws of tests/test_rlif_cuda.py, on the CPU."""
+    return rlif_cuda_inputs(*args, device="cpu", **kw)
 
 
 # Odd B and ragged last blocks, N around warps and the 256-thread block, and every reset,

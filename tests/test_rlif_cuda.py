@@ -28,34 +28,37 @@ pytestmark = [pytest.mark.cuda,
 TOL = {"f64": (0.0, 1e-10), "f32": (1e-3, 1e-4), "bf16": (1e-3, 2e-2), "f16": (1e-3, 2e-2)}
 
 
-def inputs(B, T, N, dt, seed=0, learn=False, state=False):
-    g = torch.Generator("cuda").manual_seed(seed)
+def inputs(B, T, N, dt, seed=0, learn=False, state=False, device="cuda"):
+    """X, V, [alpha, beta, threshold], state drawn on device (the CUDA emulation's tests use
+    the same draws on the CPU)."""
+    g = torch.Generator(device).manual_seed(seed)
     dtype = DTYPES[dt]
     acc = torch.float64 if dtype == torch.float64 else torch.float32
-    X = (0.6 + 0.8 * torch.randn(B, T, N, generator=g, device="cuda", dtype=torch.float64))
-    V = 0.6 * torch.randn(N, N, generator=g, device="cuda", dtype=torch.float64) / N ** 0.5
+    X = (0.6 + 0.8 * torch.randn(B, T, N, generator=g, device=device, dtype=torch.float64))
+    V = 0.6 * torch.randn(N, N, generator=g, device=device, dtype=torch.float64) / N ** 0.5
     params = [0.8, 0.9, 1.0]
     if learn:
-        params = [(v - 0.05 * torch.rand(N, generator=g, device="cuda", dtype=torch.float64))
+        params = [(v - 0.05 * torch.rand(N, generator=g, device=device, dtype=torch.float64))
                   .to(acc) for v in params]
     st = None
     if state:
-        st = (0.3 * torch.randn(B, N, generator=g, device="cuda", dtype=torch.float64).to(acc),
-              (0.9 + 0.3 * torch.randn(B, N, generator=g, device="cuda",
+        st = (0.3 * torch.randn(B, N, generator=g, device=device, dtype=torch.float64).to(acc),
+              (0.9 + 0.3 * torch.randn(B, N, generator=g, device=device,
                                        dtype=torch.float64)).to(acc))
     return X.to(dtype), V.to(acc), params, st
 
 
 def run(backend, X, V, params, state, **opts):
+    """Spikes, the final state (I_T, U_T) and the gradients of one loss w.r.t. every leaf."""
     leaves = [X.clone().requires_grad_(), V.clone().requires_grad_()]
     ps = [p.clone().requires_grad_() if isinstance(p, torch.Tensor) else p for p in params]
     st = tuple(s.clone().requires_grad_() for s in state) if state else None
     S, (I, U) = fastsnn.rlif(leaves[0], leaves[1], *ps, state=st, backend=backend, **opts)
-    g = torch.Generator("cuda").manual_seed(1)
-    w = torch.randn(S.shape, generator=g, device="cuda", dtype=torch.float64)
+    g = torch.Generator(X.device).manual_seed(1)
+    w = torch.randn(S.shape, generator=g, device=X.device, dtype=torch.float64)
     loss = (S.double() * w).sum() + U.double().sum() + 0.5 * I.double().sum()
     wrt = leaves + [p for p in ps if isinstance(p, torch.Tensor)] + list(st or ())
-    return S.detach(), torch.autograd.grad(loss, wrt)
+    return S.detach(), (I.detach(), U.detach()), torch.autograd.grad(loss, wrt)
 
 
 def _case(B, T, N, dt, **kw):
@@ -86,8 +89,8 @@ def test_rlif_cuda_matches_reference(B, T, N, dt, kw):
     opts = dict(kw)  # a copy: CASES stay as they are for the next test and other modules
     learn, state = opts.pop("learn", False), opts.pop("state", False)
     X, V, params, st = inputs(B, T, N, dt, learn=learn, state=state)
-    S_ref, g_ref = run("torch", X, V, params, st, **opts)
-    S, g = run("cuda", X, V, params, st, **opts)
+    S_ref, _, g_ref = run("torch", X, V, params, st, **opts)
+    S, _, g = run("cuda", X, V, params, st, **opts)
     spike_tol, tol = TOL[dt]
     assert mismatch_rate(S, S_ref) <= spike_tol
     if dt == "f64":
@@ -96,7 +99,7 @@ def test_rlif_cuda_matches_reference(B, T, N, dt, kw):
         for a, b in zip(g, g_ref):
             assert not a.isnan().any()
             assert rel_err(a, b) <= tol
-    with torch.no_grad():  # the final state (run() returns spikes and gradients), inference
+    with torch.no_grad():  # the final state again, in inference (nothing saved)
         S_i, (I, U) = fastsnn.rlif(X, V, *params, state=st, backend="cuda", **opts)
         _, (I_ref, U_ref) = fastsnn.rlif(X, V, *params, state=st, backend="torch", **opts)
     assert not (I.isnan().any() or U.isnan().any())
