@@ -288,8 +288,10 @@ if rows:
             return "-"
         if r["status"] != "ok":
             return r["status"]
-        s = f'{r["time_ms"]:.3g}'
-        return s + (f' ({r["speedup"]:.3g}x)' if r.get("speedup") else "")
+        s = f'{r["time_ms"]:.3g}' + (" noisy" if r.get("noisy") else "")
+        if not r.get("speedup"):
+            return s
+        return s + f' ({r["speedup"]:.3g}x' + (" noisy)" if r.get("speedup_noisy") else ")")
     for key, by in cases.items():
         print("| " + " | ".join(key) + " | " + " | ".join(cell(by.get(p)) for p in
                                                        ["torch"] + provs) + " |")
