@@ -55,7 +55,11 @@ OPS = torch.ops.fastsnn
 
 @pytest.fixture(scope="module")
 def lib():
-    return E.library()
+    lib = E.library()
+    yield lib
+    launches, blocks, threads, accesses, barriers, colls = E.stats(lib)
+    print(f"\nCUDA emulation: {launches} launches, {blocks} blocks, {threads} threads, "
+          f"{accesses} checked memory accesses, {barriers} barriers, {colls} warp collectives")
 
 
 @pytest.fixture
