@@ -5,8 +5,20 @@
 // 20+ ms per 64 MB buffer on these machines, more than the scan itself. Like the CUDA
 // caching allocator, the pool keeps freed blocks (in 2 MB transparent huge pages) and hands
 // them out again, so a training loop stops paying the page faults after its first step.
-// FASTSNN_CPU_POOL=0 turns it off; FASTSNN_CPU_POOL_MB caps the cached bytes (default 1024);
-// fastsnn.empty_cache() returns cached blocks to the system.
+//
+// What: buffers of 4 MiB or more come from the pool, rounded up to a size class (quarter
+// steps of a power of two, whole 2 MiB pages: 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40 MiB,
+// ...), so inputs of varying length reuse each other's blocks. Each output is an ordinary CPU
+// tensor: its storage is resizable (resize_, set_, untyped_storage().resize_() take new memory
+// from the pool or the CPU allocator; the old block returns to the pool once nothing holds
+// it), shareable and serializable like at::empty's.
+// Idle memory is bounded: FASTSNN_CPU_POOL_MB caps the idle (cached) bytes, default 256; when
+// a freed block does not fit, the least recently freed idle blocks are unmapped first, and
+// all idle blocks when MemAvailable falls under 1/16 of MemTotal (checked at most once a
+// second). FASTSNN_CPU_POOL=0 turns the pool off (1, the default, on). Malformed settings
+// (negative, non-numeric, out of range) raise a RuntimeError naming the variable at the first
+// CPU op. fastsnn.empty_cache() (torch.ops.fastsnn.empty_cache()) returns the idle blocks to
+// the system; torch.ops.fastsnn.cpu_pool_cached_bytes() says how many bytes are idle.
 #pragma once
 
 #include <ATen/core/Tensor.h>
