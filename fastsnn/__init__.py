@@ -12,7 +12,7 @@ def empty_cache() -> None:
     """Return the CPU buffers the fused ops keep cached for reuse to the system.
 
     The fused CPU ops reuse freed output and saved-state buffers (see csrc/common/cpu_pool.h);
-    FASTSNN_CPU_POOL=0 turns that off and FASTSNN_CPU_POOL_MB caps it (default 1024).
+    FASTSNN_CPU_POOL=0 turns that off and FASTSNN_CPU_POOL_MB caps its idle bytes (default 256).
     """
     import torch
 
