@@ -52,6 +52,7 @@ after every epoch; ``--resume`` continues from it to the same result as an unint
 """
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -772,21 +773,31 @@ def write_outputs(cfg, result, model, test, dd):
     plots.firing_rates(result["hidden_rate_hz"], os.path.join(cfg.out, "firing_rates.png"))
 
 
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM raises Interrupted inside the block (the main thread only; elsewhere signals
+    cannot be handled and the block runs unchanged); the previous handler comes back after."""
+    def on_term(signum, frame):
+        raise Interrupted(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None):
     parser = build_parser()
     cfg = parser.parse_args(argv)
     check_args(parser, cfg, rank=int(os.environ.get("RANK", "0")))
-
-    def on_term(signum, frame):
-        raise Interrupted(f"signal {signum}")
-
-    previous = None
     try:
-        previous = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        result = train(cfg)
+        with sigterm_interrupts():
+            result = train(cfg)
     except KeyboardInterrupt:
         return 130
     except Interrupted:
@@ -795,9 +806,6 @@ def main(argv=None):
         if str(e).startswith("--resume"):
             parser.error(str(e))
         raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     return 0 if result is not None else 1
 
 

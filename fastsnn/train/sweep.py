@@ -336,27 +336,17 @@ def main(argv=None):
                     over.update(upper_strength=args.upper_strength, upper_nu=nu)
                 plan.append(("upper", over))
 
-    def on_term(signum, frame):
-        raise R.Interrupted(f"signal {signum}")
-
-    previous = None
     try:
-        previous = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        save("running")
-        for part, over in plan:
-            runs.append(one_run(args, part, log, **over)[0])
+        with R.sigterm_interrupts():
             save("running")
+            for part, over in plan:
+                runs.append(one_run(args, part, log, **over)[0])
+                save("running")
     except (KeyboardInterrupt, R.Interrupted) as e:
         save("interrupted")
         print(f"sweep interrupted after {len(runs)} of {n_runs} runs: {json_path} "
               f"(status interrupted)", file=sys.stderr, flush=True)
         return 130 if isinstance(e, KeyboardInterrupt) else 128 + signal.SIGTERM
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     rec = record("finished")
     R.write_json_atomic(json_path, rec)
     write_report(rec, out, args.plots, args.quiet)
