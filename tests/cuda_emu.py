@@ -350,9 +350,12 @@ def rlif_fwd(x, weight_rec, alpha, beta, threshold, i0, u0, reset, normalize_inp
     w = weight_rec.contiguous()
     lp = _lif_fwd_params(L, x, alpha, beta, threshold, i0, u0, s, iT, uT, us, is_, reset,
                          normalize_input)
-    p = L.pack("RlifFwdParams", lif=lp, w=w, dense_product=False)
+    # The host's device flag all(isfinite(V)): the kernel forms R_t densely where it is false.
+    w_finite = torch.isfinite(w).all().reshape(1)
+    p = L.pack("RlifFwdParams", lif=lp, w=w, dense_product=False, w_finite=w_finite)
     call(lib, "emu_rlif_fwd", p, IO[x.dtype],
-         dict(x=x, weight_rec=w, alpha=alpha, beta=beta, threshold=threshold, i0=i0, u0=u0),
+         dict(x=x, weight_rec=w, w_finite=w_finite, alpha=alpha, beta=beta, threshold=threshold,
+              i0=i0, u0=u0),
          dict(s=s, i_T=iT, u_T=uT, u_saved=us, i_saved=is_))
     return out
 

@@ -43,6 +43,9 @@ from test_rlif_cuda import CASES as RLIF_CASES
 from test_rlif_cuda import TOL as RLIF_TOL
 from test_rlif_cuda import inputs as rlif_cuda_inputs
 from test_rlif_cuda import run as rlif_run
+from test_rlif_nonfinite import CASES as NONFINITE_CASES
+from test_rlif_nonfinite import IDS as NONFINITE_IDS
+from test_rlif_nonfinite import check_backend as check_nonfinite
 
 if not E.compiler_available():
     if os.environ.get("FASTSNN_REQUIRE_CUDA_EMULATION") == "1":
@@ -226,6 +229,23 @@ def test_rlif_forward_bitwise_vs_cpu(device):
     for reset in range(3):
         args = (X, V, a, b, th, i0, u0, reset, True, True, True)
         assert_bitwise(E.rlif_fwd(*args), OPS.rlif_fwd(*args), reset)
+
+
+@pytest.mark.parametrize("device", ["h200", "tiny-smem"], indirect=True)
+@pytest.mark.parametrize("where,value,dt", NONFINITE_CASES, ids=NONFINITE_IDS)
+def test_rlif_nonfinite_v_matches_reference(where, value, dt, device, cuda_kernels_on_cpu):
+    """inf/NaN in V (tests/test_rlif_nonfinite.py): the forward's dense list of all neurons
+    and the host's dV product give the reference's NaN/inf pattern; tiny-smem: 4 rows a block
+    (B = 3: a ragged block), V and the state in global memory."""
+    check_nonfinite("cpu", where, value, dt)
+
+
+@pytest.mark.parametrize("device", ["h200", "tiny-smem"], indirect=True)
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_rlif_nonfinite_v_wide(value, device, cuda_kernels_on_cpu):
+    """N = 300: two column slots per thread, the dense list over slots and warps."""
+    check_nonfinite("cpu", "silent", value, "f32", N=300, T=3)
+    check_nonfinite("cpu", "spiking", value, "f64", N=300, T=3)
 
 
 @pytest.mark.parametrize("device", ["h200", "small-smem", "tiny-smem"], indirect=True)

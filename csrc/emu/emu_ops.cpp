@@ -78,6 +78,7 @@ const char* emu_layout() {
   F(LiBwdParams, beta) F(LiBwdParams, gi0) F(LiBwdParams, gu0) F(LiBwdParams, galpha)
   F(LiBwdParams, gbeta) F(LiBwdParams, normalize_input)
   S(RlifFwdParams) F(RlifFwdParams, lif) F(RlifFwdParams, w) F(RlifFwdParams, dense_product)
+  F(RlifFwdParams, w_finite)
   S(RlifBwdParams) F(RlifBwdParams, lif) F(RlifBwdParams, wt) F(RlifBwdParams, detach_recurrent)
   F(RlifBwdParams, gw) F(RlifBwdParams, gi_acc) F(RlifBwdParams, workspace)
 #undef S

@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <string>
 
+#include <ATen/ops/all.h>
+#include <ATen/ops/isfinite.h>
+
 #include "../lif/lif_host.h"
 
 #ifdef FASTSNN_WITH_CUDA
@@ -29,11 +32,23 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rlif_fwd(
   RlifFwdParams p{};
   p.lif = c.p;
   p.w = w.data_ptr();
-  const char* dense = std::getenv("FASTSNN_RLIF_DENSE");  // read per call: tests flip it
-  p.dense_product = dense != nullptr && std::string(dense) == "1";
-  launch_on(c.x, op, [&] { rlif_fwd_cpu(p, c.io); },
+  // With inf/NaN in V, R_t must include 0 * V[j, :] for the neurons j that did not spike (the
+  // reference's dense product gives NaN there), which the gather over the spikes skips: the
+  // kernels then form R_t over every neuron (RlifFwdParams::dense_product). The check is O(N²),
+  // against the scan's O(B·T·N) at least.
+  launch_on(c.x, op, [&] {
+    const char* dense = std::getenv("FASTSNN_RLIF_DENSE");  // read per call: tests flip it
+    p.dense_product = (dense != nullptr && std::string(dense) == "1") ||
+                      !at::isfinite(w).all().item<bool>();  // CPU tensor: no sync
+    rlif_fwd_cpu(p, c.io);
+  },
             [&](void* stream) {
 #ifdef FASTSNN_WITH_CUDA
+              // The flag stays on the device (computed on the current stream, read by the
+              // kernel): no host sync.
+              const Tensor finite = at::isfinite(w).all();
+              p.dense_product = false;
+              p.w_finite = finite.data_ptr<bool>();
               rlif_fwd_cuda(p, c.io, stream);
 #else
               (void)stream;

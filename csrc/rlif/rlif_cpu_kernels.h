@@ -8,10 +8,13 @@
 // (a gather: cost ∝ spikes × N); FASTSNN_RLIF_DENSE=1 forms it as a dense tile product instead.
 // Backward, each step in reverse: rec_t = gI_{t+1} @ Vᵀ for the tile (dense: gI is dense) joins
 // dL/dS_t, then the lif reverse step; dV += S_{t-1}ᵀ gI_t as a gather over the spikes into a
-// per-thread partial that the launcher sums once after the scan.
+// per-thread partial that the launcher sums once after the scan (plus 0 * gI_t for the other
+// neurons where gI_t is not finite, as the dense product has it).
+// Non-finite V: the host entry sets dense_product, since the gather skips 0 * inf = NaN.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <type_traits>
@@ -464,6 +467,29 @@ constexpr bool has_short_row_walk() {
 #endif
 }
 
+// Whether x[0:n) holds no inf and no NaN.
+template <typename acc_t>
+inline bool all_finite(const acc_t* x, int64_t n) {
+  bool ok = true;
+  for (int64_t j = 0; j < n; ++j) ok &= std::isfinite(x[j]);
+  return ok;
+}
+
+// Dw.row(j)[0:n) += 0 * g[0:n) for the rows j < n not in the ascending list spiked[0:ns).
+template <typename acc_t>
+inline void add_zero_times(AlignedRows<acc_t>& Dw, const acc_t* g, int64_t n,
+                           const int32_t* spiked, int64_t ns) {
+  int64_t q = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (q < ns && spiked[q] == j) {
+      ++q;
+      continue;
+    }
+    acc_t* d = Dw.row(j);
+    for (int64_t c = 0; c < n; ++c) d[c] += acc_t(0) * g[c];
+  }
+}
+
 // A row's lanes read in place from the caller's rows, [0, in_place_lanes(n)): n rounded down to
 // a whole 8-lane vector. The rest of the padded row comes from a tail copy of tail_width lanes.
 inline int64_t in_place_lanes(int64_t n) { return n / 8 * 8; }
@@ -769,6 +795,10 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
           int64_t ns = spike_indices(up_src, k.Th.data(), NF, spiked.data());
           if (NT > 0) ns += spike_indices(UT.row(1), k.Th.data() + NF, NT, spiked.data() + ns, NF);
           for (int64_t q = 0; q < ns; ++q) add_row(Dw.row(spiked[q]), gIrow, NP);
+          // The neurons that did not spike add 0 * gI_t, nothing unless gI_t holds an inf or a
+          // NaN, where the reference's dense S_prevᵀ @ gI gets NaN (0 * inf): added then, so
+          // dV has the reference's NaNs (an inf or NaN in V, X or dL/dS) at O(N) a row else.
+          if (!all_finite(gIrow, N)) add_zero_times(Dw, gIrow, N, spiked.data(), ns);
         }
       }
     }

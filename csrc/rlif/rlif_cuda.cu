@@ -89,7 +89,8 @@ void rlif_fwd_cuda(const RlifFwdParams& rp, IoType io, void* stream) {
     const acc_t* w = static_cast<const acc_t*>(rp.w);
     dispatch_reset(p.reset, [&](auto r) {
       constexpr Reset R = decltype(r)::value;
-      launch_rlif(rlif_fwd_kernel<io_t, acc_t, R>, pl, stream, op, p, w, pl);
+      launch_rlif(rlif_fwd_kernel<io_t, acc_t, R>, pl, stream, op, p, w, rp.w_finite,
+                  rp.dense_product, pl);
     });
   });
 }

@@ -17,6 +17,10 @@
 // added to the rows whose bit is set (0 to the others, which is exact). Every row's sum is thus
 // a plain left-to-right float sum over its spiking j in ascending order, whatever the other
 // rows do. Two __syncthreads per step (count, then list).
+// Dense mode (V holds inf/NaN: the host's flag, RlifFwdParams::w_finite): the list holds every
+// neuron, each with its (possibly empty) row mask, and each row adds mask bit * V[j, n], so the
+// neurons that did not spike add 0 * V[j, n] (NaN for an inf or NaN) as the reference's dense
+// product S_{t-1} @ V does.
 //
 // Backward, step t (reverse): rec_t = gI_{t+1} @ Vᵀ, dense: rec_t[n] = sum_k gI_{t+1}[k] Vᵀ[k, n]
 // in ascending k, with gI_{t+1} of the block's rows exchanged through a double-buffered [N, rows]
@@ -243,7 +247,8 @@ __device__ __forceinline__ unsigned spike_mask(const acc_t* U, const acc_t* thr,
 }
 
 // Builds the block's spike list from the state U [rows, N]: entries (j << 4) | row mask for the
-// neurons j that spiked in any row, in ascending j (slot, then warp, then lane); returns their
+// neurons j that spiked in any row (every neuron j < N when dense, masks possibly 0), in
+// ascending j (slot, then warp, then lane); returns their
 // number. Every thread of the block must call it. The neuron of (slot s, warp w, lane) is
 // s * threads + 32 w + lane, so counts per (slot, warp) in that order give ascending positions.
 // Syncs: after the counts (the list of the previous step is no longer read past this point) and
@@ -251,12 +256,13 @@ __device__ __forceinline__ unsigned spike_mask(const acc_t* U, const acc_t* thr,
 template <typename acc_t>
 __device__ __forceinline__ int build_spike_list(const acc_t* U, const acc_t* thr, int64_t N,
                                                 int nrows, const RlifPlan& pl, int* list,
-                                                int* cnt) {
+                                                int* cnt, bool dense) {
   const int tid = static_cast<int>(threadIdx.x);
   const int lane = tid & 31, warp = tid >> 5, nwarps = pl.threads >> 5;
   for (int s = 0; s < pl.ncols; ++s) {
-    const unsigned m = spike_mask(U, thr, N, nrows, neuron_of(pl, s, tid));
-    const unsigned bal = __ballot_sync(0xffffffffu, m != 0);
+    const int64_t n = neuron_of(pl, s, tid);
+    const unsigned m = spike_mask(U, thr, N, nrows, n);
+    const unsigned bal = __ballot_sync(0xffffffffu, dense ? n < N : m != 0);
     if (lane == 0) cnt[s * nwarps + warp] = __popc(bal);
   }
   __syncthreads();
@@ -270,8 +276,9 @@ __device__ __forceinline__ int build_spike_list(const acc_t* U, const acc_t* thr
     }
     const int64_t n = neuron_of(pl, s, tid);
     const unsigned m = spike_mask(U, thr, N, nrows, n);
-    const unsigned bal = __ballot_sync(0xffffffffu, m != 0);
-    if (m != 0) {
+    const bool in = dense ? n < N : m != 0;
+    const unsigned bal = __ballot_sync(0xffffffffu, in);
+    if (in) {
       list[base + before + __popc(bal & ((1u << lane) - 1u))] =
           static_cast<int>(n << 4) | static_cast<int>(m);
     }
@@ -284,8 +291,10 @@ __device__ __forceinline__ int build_spike_list(const acc_t* U, const acc_t* thr
 // acc[c][r] += sum over the list of (bit r of the entry) ? w[j, n[c]] : 0, entries in order;
 // rows j < staged read from shared memory (sw), the others from global memory (w). Whole
 // batches of kRlifUnroll entries keep that many loads in flight; the last batch is padded with
-// empty entries, which load nothing and add 0 (exact).
-template <int kR, typename acc_t>
+// empty entries, which load nothing and add 0 (exact). kDense (the list holds every neuron):
+// entries past `total` are the padding, the others all load, and row r adds
+// (bit r) * w[j, n[c]], so 0 * inf = NaN reaches the rows that did not spike.
+template <int kR, bool kDense, typename acc_t>
 __device__ __forceinline__ void gather_rows(const int* list, int total, const acc_t* sw,
                                             const acc_t* w, int64_t staged, int64_t N,
                                             const int64_t (&n)[kRlifCols],
@@ -302,7 +311,7 @@ __device__ __forceinline__ void gather_rows(const int* list, int total, const ac
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int64_t j = ent[u] >> 4;
-      const bool live = (ent[u] & 15) != 0;
+      const bool live = kDense ? e + u < total : (ent[u] & 15) != 0;
       const acc_t* row = (j < staged ? sw : w) + j * N;
 #pragma unroll
       for (int c = 0; c < kRlifCols; ++c) v[u][c] = live && ok[c] ? row[n[c]] : acc_t(0);
@@ -313,7 +322,11 @@ __device__ __forceinline__ void gather_rows(const int* list, int total, const ac
       for (int c = 0; c < kRlifCols; ++c) {
 #pragma unroll
         for (int r = 0; r < kR; ++r) {
-          acc[c][r] = acc[c][r] + (((ent[u] >> r) & 1) ? v[u][c] : acc_t(0));
+          if constexpr (kDense) {
+            acc[c][r] = acc[c][r] + acc_t((ent[u] >> r) & 1) * v[u][c];
+          } else {
+            acc[c][r] = acc[c][r] + (((ent[u] >> r) & 1) ? v[u][c] : acc_t(0));
+          }
         }
       }
     }
@@ -414,7 +427,8 @@ __device__ __forceinline__ void initial_grads(int sg, const LifConsts<acc_t>& c,
 // launch bounds: it lets the compiler keep the batches of loads in registers instead of spilling.
 template <typename io_t, typename acc_t, Reset R>
 __global__ void __launch_bounds__(kRlifMaxThreads, 1)
-    rlif_fwd_kernel(const LifFwdParams p, const acc_t* __restrict__ w, const RlifPlan pl) {
+    rlif_fwd_kernel(const LifFwdParams p, const acc_t* __restrict__ w, const bool* w_finite,
+                    const bool dense_product, const RlifPlan pl) {
   FASTSNN_DYNAMIC_SMEM(smem);
   const int64_t N = p.N, T = p.T;
   const int tid = static_cast<int>(threadIdx.x);
@@ -445,8 +459,10 @@ __global__ void __launch_bounds__(kRlifMaxThreads, 1)
       st_u[r * N + n] = u0[(b0 + r) * N + n];
     }
   }
+  // R_t over every neuron when V is not finite (the host's device flag) or when asked.
+  const bool dense = dense_product || (w_finite != nullptr && !*w_finite);
   // Its syncs also publish the staged rows of V.
-  int total = build_spike_list(st_u, thr, N, nrows, pl, list, cnt);
+  int total = build_spike_list(st_u, thr, N, nrows, pl, list, cnt, dense);
 
   for (int64_t t = 0; t < T; ++t) {
     for (int pass = 0; pass < npass; ++pass) {
@@ -463,7 +479,11 @@ __global__ void __launch_bounds__(kRlifMaxThreads, 1)
       }
       acc_t rec[kRlifCols][kRlifMaxRows] = {};  // R_t = S_{t-1} @ V
       switch_rows(pl.rows, [&](auto kr) {
-        gather_rows<decltype(kr)::value>(list, total, sw, w, pl.staged, N, n, rec);
+        if (dense) {
+          gather_rows<decltype(kr)::value, true>(list, total, sw, w, pl.staged, N, n, rec);
+        } else {
+          gather_rows<decltype(kr)::value, false>(list, total, sw, w, pl.staged, N, n, rec);
+        }
       });
 #pragma unroll
       for (int c = 0; c < kRlifCols; ++c) {
@@ -483,7 +503,7 @@ __global__ void __launch_bounds__(kRlifMaxThreads, 1)
         }
       }
     }
-    total = build_spike_list(st_u, thr, N, nrows, pl, list, cnt);
+    total = build_spike_list(st_u, thr, N, nrows, pl, list, cnt, dense);
   }
 
   if (pl.state_smem) {

@@ -323,8 +323,9 @@ def rlif_bwd_kernel(
         for r in range(T):
             if RECUR:
                 b_w = tl.load(p_wtt, mask=m_w, other=0.0)
-                # gI_{t+1} @ Vᵀ
+                # gI_{t+1} @ Vᵀ; none at t = T-1 (no R_T: 0 @ Vᵀ would be NaN for an inf in V)
                 b_rec = tl.dot(b_gnext, b_w, input_precision="ieee", out_dtype=ACC)
+                b_rec = tl.where(r > 0, b_rec, 0.0)
             has_prev = r < T - 1  # t > 0: U_{t-1} is saved; else the initial state
             b_up = tl.load(p_ut - N, mask=m & has_prev, other=0.0)
             b_up = tl.where(has_prev, b_up, b_u0)  # U_{t-1}
@@ -358,7 +359,8 @@ def rlif_bwd_kernel(
         b_gs0 = c_gs
         if RECUR:
             b_w = tl.load(p_wtt, mask=m_w, other=0.0)
-            b_gs0 = b_gs0 + tl.dot(b_gnext, b_w, input_precision="ieee", out_dtype=ACC)
+            b_gs0 = b_gs0 + tl.where(
+                T > 0, tl.dot(b_gnext, b_w, input_precision="ieee", out_dtype=ACC), 0.0)
         b_sg0 = surrogate_grad(b_u0 - b_th, k, k_atan, SURROGATE) * b_gs0
         tl.store(p_gi0 + o_bn, c_gi, mask=m)
         tl.store(p_gu0 + o_bn, c_gu + b_sg0, mask=m)
@@ -403,6 +405,7 @@ def rlif_bwd_kernel(
                     b_rec = recurrent_product(p_ring + o_ring_next, ring_sb,
                                               o_b, m_b & (r > 0), p_wt, o_n, m_n, N,
                                               ACC, BLOCK_B, BLOCK_N, BLOCK_K)
+                    b_rec = tl.where(r > 0, b_rec, 0.0)  # no R_T (0 * inf in V: NaN)
                 b_a, b_be, b_g, b_th = load_params(p_alpha, p_beta, p_thr, o_n, m_n, NORMALIZE)
                 k_atan = tl.full([1, BLOCK_N], 1.5707963267948966, ACC) * k
                 o_saved = (o_b[:, None] * T + t64) * N + o_n[None, :]
@@ -450,8 +453,9 @@ def rlif_bwd_kernel(
             k_atan = tl.full([1, BLOCK_N], 1.5707963267948966, ACC) * k
             b_gs0 = tl.load(p_cgs + o_bn, mask=m, other=0.0)
             if RECUR:
-                b_gs0 = b_gs0 + recurrent_product(p_ring, ring_sb, o_b, m_b & (T > 0), p_wt,
-                                                  o_n, m_n, N, ACC, BLOCK_B, BLOCK_N, BLOCK_K)
+                b_gs0 = b_gs0 + tl.where(
+                    T > 0, recurrent_product(p_ring, ring_sb, o_b, m_b & (T > 0), p_wt, o_n,
+                                             m_n, N, ACC, BLOCK_B, BLOCK_N, BLOCK_K), 0.0)
             b_u0 = tl.load(p_u0 + o_bn, mask=m, other=0.0)
             b_sg0 = surrogate_grad(b_u0 - b_th, k, k_atan, SURROGATE) * b_gs0
             tl.store(p_gi0 + o_bn, tl.load(p_cgi + o_bn, mask=m, other=0.0), mask=m)
