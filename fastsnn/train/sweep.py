@@ -12,7 +12,7 @@ paper's question of how sparse the network can be made before accuracy suffers).
 
 Every run is one ``fastsnn.train.randman.train`` call in this process, one after the other,
 each seed given by ``--seeds``. Written to ``--out`` (default
-``benchmarks/results/<date>-sweep/`` under the current folder): ``sweep.md`` (the command, the
+``sweep_out/<date>/`` under the current folder): ``sweep.md`` (the command, the
 machine, the two tables), ``sweep.json`` (every run: settings, test/val accuracy, rates, times)
 and ``surrogate_scale.png``, ``upper_bound.png``. The arguments and the output folder are checked
 before the first run (argparse errors, exit code 2). sweep.json is rewritten atomically after
@@ -69,7 +69,7 @@ def build_parser():
         description="Surrogate shape x scale sweep and upper-bound regularizer sweep on Randman.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default=None,
-                   help="output folder (default benchmarks/results/<date>-sweep)")
+                   help="output folder (default sweep_out/<date>)")
     p.add_argument("--parts", default="surrogate,upper", help="surrogate, upper or both")
     p.add_argument("--shapes", default=",".join(SHAPES))
     p.add_argument("--scales", default=None,
@@ -277,8 +277,7 @@ def main(argv=None):
     if not (math.isfinite(args.upper_scale) and args.upper_scale > 0):
         parser.error(f"--upper-scale: must be > 0, got {args.upper_scale}")
     date = datetime.date.today().isoformat()
-    out = args.out if args.out is not None else os.path.join("benchmarks", "results",
-                                                             f"{date}-sweep")
+    out = args.out if args.out is not None else os.path.join("sweep_out", date)
     err = R.check_out_dir(out)
     if err:
         parser.error(f"--out: {err}")
