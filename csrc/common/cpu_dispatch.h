@@ -35,11 +35,14 @@ inline int64_t cpu_block(int64_t B, int64_t N, int64_t threads) {
   return std::clamp<int64_t>(block, 16, kMaxBlock);
 }
 
-// Work items per parallel_for chunk: at least ~64K neuron-steps each, so small problems stay
-// on one thread instead of paying a thread wake-up (milliseconds on a loaded machine).
-inline int64_t cpu_grain(int64_t block, int64_t T) {
+// Work items per chunk of parallel_chunks: at least ~64K neuron-steps each, so small problems
+// stay on one thread instead of paying a thread wake-up, and up to 8 chunks per thread, so a
+// thread that loses its core holds up an eighth of its share at most.
+inline int64_t cpu_chunk_items(int64_t items, int64_t block, int64_t T, int64_t threads) {
   const int64_t per_item = std::max<int64_t>(block * T, 1);
-  return std::max<int64_t>(1, (int64_t(1) << 16) / per_item);
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / per_item);
+  const int64_t spread = (items + 8 * threads - 1) / std::max<int64_t>(8 * threads, 1);
+  return std::max(grain, spread);
 }
 
 // Copies a finished row slice to its destination with non-temporal stores when it is float or

@@ -1,6 +1,8 @@
 // The CPU launchers of launch.h: parallel over work items (a batch row's block of neurons, see
 // cpu_block), the time loop inside each, the neuron loop innermost so it vectorizes. The kernel
 // bodies (lif_cpu_kernels.h, li_cpu_kernels.h) are compiled per instruction set (cpu_isa.h).
+// Every loop runs through parallel_chunks (cpu_workers.h): chunks handed out one at a time, so
+// a thread that loses its core to another process holds up little of the work.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -8,19 +10,21 @@
 #include <string>
 #include <vector>
 
-#include <ATen/Parallel.h>
-
 #include "cpu_dispatch.h"
 #include "cpu_isa.h"
+#include "cpu_workers.h"
 
 namespace fastsnn {
 
 template <typename Params, typename Base, typename Avx2>
 void run_cpu_items(const Params& p, IoType io, Base base_fn, Avx2 avx2_fn) {
-  const int64_t block = cpu_block(p.B, p.N, at::get_num_threads());
+  const int64_t threads = cpu_threads();
+  const int64_t block = cpu_block(p.B, p.N, threads);
   const int64_t items = p.B * ((p.N + block - 1) / block);
+  const int64_t per = cpu_chunk_items(items, block, p.T, threads);
   const bool avx2 = cpu_use_avx2();
-  at::parallel_for(0, items, cpu_grain(block, p.T), [&](int64_t begin, int64_t end) {
+  parallel_chunks((items + per - 1) / per, threads, [&](int64_t c) {
+    const int64_t begin = c * per, end = std::min(items, begin + per);
     if (avx2) {
       avx2_fn(p, io, block, begin, end);
     } else {
@@ -68,26 +72,14 @@ static int64_t rlif_runs(int64_t B, int64_t T, int64_t N, int64_t tiles, int64_t
   return std::clamp<int64_t>(work >> 16, 1, most);
 }
 
-// fn(r) for r in [0, runs), each on whichever thread takes it next.
-template <typename F>
-static void for_each_run(int64_t runs, int64_t threads, const F& fn) {
-  if (runs <= 1) {
-    if (runs == 1) fn(int64_t(0));
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  at::parallel_for(0, std::min(runs, threads), 1, [&](int64_t, int64_t) {
-    for (int64_t r = next.fetch_add(1); r < runs; r = next.fetch_add(1)) fn(r);
-  });
-}
 
 void rlif_fwd_cpu(const RlifFwdParams& p, IoType io) {
   const LifFwdParams& q = p.lif;
-  const int64_t threads = at::get_num_threads();
+  const int64_t threads = cpu_threads();
   const int64_t tile = rlif_tile(q.B, threads), tiles = (q.B + tile - 1) / tile;
   const int64_t runs = rlif_runs(q.B, q.T, q.N, tiles, threads);
   const bool avx2 = cpu_use_avx2();
-  for_each_run(runs, threads, [&](int64_t r) {
+  parallel_chunks(runs, threads, [&](int64_t r) {
     const int64_t b = r * tiles / runs, e = (r + 1) * tiles / runs;
     if (avx2) {
       FASTSNN_AVX2_OR_BASE(rlif_fwd_items)(p, io, tile, b, e);
@@ -101,7 +93,7 @@ void rlif_fwd_cpu(const RlifFwdParams& p, IoType io) {
 // afterwards, so the result does not depend on thread timing.
 void rlif_bwd_cpu(const RlifBwdParams& p, IoType io) {
   const LifBwdParams& q = p.lif;
-  const int64_t threads = at::get_num_threads();
+  const int64_t threads = cpu_threads();
   const int64_t tile = rlif_tile(q.B, threads), tiles = (q.B + tile - 1) / tile;
   const int64_t runs = rlif_runs(q.B, q.T, q.N, tiles, threads);
   const bool avx2 = cpu_use_avx2();
@@ -112,7 +104,7 @@ void rlif_bwd_cpu(const RlifBwdParams& p, IoType io) {
     if (p.gw == nullptr) return nullptr;
     return r == 0 ? p.gw : partials.data() + (r - 1) * NN * elt;
   };
-  for_each_run(runs, threads, [&](int64_t r) {
+  parallel_chunks(runs, threads, [&](int64_t r) {
     const int64_t b = r * tiles / runs, e = (r + 1) * tiles / runs;
     void* dw = partial(r);
     if (dw != nullptr) std::memset(dw, 0, NN * elt);
@@ -146,9 +138,19 @@ static int64_t spike_linear_grain(int64_t K, int64_t M) {
   return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(K + M, 1));
 }
 
+// fn(begin, end) over [0, R) in chunks of at least `grain` rows, up to 8 chunks per thread.
+template <typename F>
+static void row_chunks(int64_t R, int64_t grain, const F& fn) {
+  const int64_t threads = cpu_threads();
+  const int64_t per = std::max(grain, (R + 8 * threads - 1) / (8 * threads));
+  parallel_chunks((R + per - 1) / per, threads, [&](int64_t c) {
+    fn(c * per, std::min(R, (c + 1) * per));
+  });
+}
+
 void spike_linear_fwd_cpu(const SpikeLinearParams& p, IoType io) {
   const bool avx2 = cpu_use_avx2();
-  at::parallel_for(0, p.R, spike_linear_grain(p.K, p.M), [&](int64_t b, int64_t e) {
+  row_chunks(p.R, spike_linear_grain(p.K, p.M), [&](int64_t b, int64_t e) {
     if (avx2) {
       FASTSNN_AVX2_OR_BASE(spike_linear_fwd_rows)(p, io, b, e);
     } else {
@@ -160,7 +162,7 @@ void spike_linear_fwd_cpu(const SpikeLinearParams& p, IoType io) {
 void spike_linear_bwd_cpu(const SpikeLinearParams& p, IoType io) {
   const bool avx2 = cpu_use_avx2();
   if (p.gx != nullptr) {
-    at::parallel_for(0, p.R, spike_linear_grain(p.K, p.M), [&](int64_t b, int64_t e) {
+    row_chunks(p.R, spike_linear_grain(p.K, p.M), [&](int64_t b, int64_t e) {
       if (avx2) {
         FASTSNN_AVX2_OR_BASE(spike_linear_gx_rows)(p, io, b, e);
       } else {
@@ -176,14 +178,12 @@ void spike_linear_bwd_cpu(const SpikeLinearParams& p, IoType io) {
     int64_t ranges = std::clamp<int64_t>(p.R / 1024, 1, 16);
     ranges = std::max<int64_t>(1, std::min<int64_t>(ranges, (int64_t(16) << 20) / (KM * int64_t(sizeof(T)) + 1)));
     std::vector<T> part(static_cast<size_t>(ranges * KM), T(0));
-    at::parallel_for(0, ranges, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t b = c * p.R / ranges, e = (c + 1) * p.R / ranges;
-        if (avx2) {
-          FASTSNN_AVX2_OR_BASE(spike_linear_gwt_rows)(p, io, b, e, part.data() + c * KM);
-        } else {
-          base::spike_linear_gwt_rows(p, io, b, e, part.data() + c * KM);
-        }
+    parallel_chunks(ranges, cpu_threads(), [&](int64_t c) {
+      const int64_t b = c * p.R / ranges, e = (c + 1) * p.R / ranges;
+      if (avx2) {
+        FASTSNN_AVX2_OR_BASE(spike_linear_gwt_rows)(p, io, b, e, part.data() + c * KM);
+      } else {
+        base::spike_linear_gwt_rows(p, io, b, e, part.data() + c * KM);
       }
     });
     for (int64_t c = 1; c < ranges; ++c) {
