@@ -38,9 +38,17 @@ inline at::ScalarType acc_dtype(IoType io) {
   return io == IoType::F64 ? at::kDouble : at::kFloat;
 }
 
-// A [B, T, N] tensor whose neuron stride is 1 (any batch/time strides); copies otherwise.
+// A [B, T, N] tensor whose neuron stride is 1. The kernels read any batch and time strides, 0
+// included, so such a tensor is used in place. Otherwise only what varies is copied: a batch or
+// time dimension of stride 0 stays expanded, so the gradient of S.sum() (strides 0, 0, 0)
+// becomes one row of N values read for every (b, t), not a [B, T, N] copy.
 inline at::Tensor unit_neuron_stride(const at::Tensor& t) {
-  return (t.size(2) <= 1 || t.stride(2) == 1) ? t : t.contiguous();
+  if (t.size(2) <= 1 || t.stride(2) == 1) return t;
+  at::Tensor c = t;
+  for (int64_t d = 0; d < 2; ++d) {
+    if (c.size(d) > 1 && c.stride(d) == 0) c = c.narrow(d, 0, 1);
+  }
+  return c.contiguous().expand(t.sizes());
 }
 
 inline void check_btn(const at::Tensor& t, const char* op, const char* name) {

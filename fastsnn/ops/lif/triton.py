@@ -256,8 +256,16 @@ def maybe_alloc(want, shape, like, dtype):
 
 
 def unit_neuron_stride(t):
-    """A [B, T, N] tensor whose neuron stride is 1 (any batch/time strides); copies otherwise."""
-    return t if t.size(2) <= 1 or t.stride(2) == 1 else t.contiguous()
+    """A [B, T, N] tensor whose neuron stride is 1: ``t`` itself when it has one (any batch and
+    time strides, 0 included, are read in place), else a copy of only what varies: batch or
+    time dimensions of stride 0 stay expanded (the gradient of ``S.sum()`` becomes one row)."""
+    if t.size(2) <= 1 or t.stride(2) == 1:
+        return t
+    c = t
+    for d in (0, 1):
+        if c.size(d) > 1 and c.stride(d) == 0:
+            c = c.narrow(d, 0, 1)
+    return c.contiguous().expand(t.shape)
 
 
 def check_btn(t, op, name):
