@@ -4,11 +4,15 @@
     python -m benchmarks.run --quick         # tiny sizes, seconds; a smoke test
     python -m benchmarks.run --ops lif --modes fwdbwd --sizes 32,500,1024 --backends cpu
     python -m benchmarks.run --ops rlif --modes fwdbwd --sizes "250,100,100;64,500,512"
+    python -m benchmarks.run --ops lif --sizes 250,100,100 --backends cpu --busy 1
+    python -m benchmarks.run --ops lif --modes fwdbwd --sizes 32,500,1024 --grad expanded
 
 Cases are op (lif, rlif, li) x dtype x size (B, T, N) x mode x provider. Modes: "fwd" is inference,
 run under torch.no_grad() (the fused kernels save nothing then); "fwdbwd" is a fresh leaf input
 that requires grad, the forward, and out.backward(G) with a fixed random upstream gradient G
-(the final state is unused). Providers: "torch" (the eager reference, the baseline),
+(the final state is unused; --grad expanded makes G the stride-0 ones that out.sum().backward()
+passes). --busy K runs K processes that each keep a core busy while timing, as a DataLoader
+worker or a second job would. Providers: "torch" (the eager reference, the baseline),
 "torch-compile" (the reference under torch.compile, compiled afresh per case: off on CPU
 unless --compile-ref or named in --backends, since compiling the T-step unrolled loop is slow;
 on CUDA on for T <= --compile-max-t, 256), and each fused backend of available_backends() for
@@ -57,6 +61,7 @@ that neuron); bfloat16/float16 I/O (float32 state) mismatch <= 5e-3, li/gradient
 """
 
 import argparse
+import contextlib
 import datetime
 import functools
 import importlib.metadata
@@ -142,7 +147,16 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny sizes and short timings")
     p.add_argument("--out", default="bench_out", help="directory for results.json/.md, speedup.png")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--busy", type=int, default=0, metavar="K",
+                   help="run K other processes that keep a core busy each while timing (a "
+                        "DataLoader worker, a second job): how the speedups hold on a shared "
+                        "machine")
+    p.add_argument("--grad", choices=["dense", "expanded"], default="dense",
+                   help="fwdbwd upstream gradient: a random dense tensor, or the expanded ones "
+                        "of out.sum().backward() (stride 0)")
     a = p.parse_args(argv)
+    if a.busy < 0:
+        p.error("--busy: expected a number of processes >= 0")
     a.device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if a.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is visible")
@@ -408,6 +422,8 @@ def measure(args, copy_gbps, progress=None):
             g = torch.Generator(device=args.device).manual_seed(SEED)
             X = (torch.randn(B, T, N, generator=g, device=args.device) * X_STD + X_MEAN).to(dtype)
             G = torch.randn(B, T, N, generator=g, device=args.device).to(dtype)
+            if args.grad == "expanded":  # what out.sum().backward() passes: strides (0, 0, 0)
+                G = torch.ones((), dtype=dtype, device=args.device).expand(B, T, N)
             nbuf = 1 if args.device == "cuda" else max(1, min(8, -(-ROTATE_BYTES // X.nbytes)))
             inputs[key] = ([X] + [X.clone() for _ in range(nbuf - 1)], G)
             ref_out, ref_dx = run_once(functools.partial(OPS[op], backend="torch"), X, G,
@@ -510,7 +526,11 @@ def markdown(hdr, rows):
              f"- torch {hdr['torch']}, CUDA {hdr['cuda'] or '-'}, triton {hdr['triton'] or '-'}, "
              f"fastsnn {hdr['fastsnn']} (backends: {', '.join(hdr['backends'])})",
              f"- CPU threads: {hdr['cpu_threads']}, CPU kernels: {hdr.get('cpu_isa') or '-'}; "
-             f"git commit: {hdr['git_commit'] or '-'}", "",
+             f"git commit: {hdr['git_commit'] or '-'}"
+             + (f"; {hdr['busy_processes']} busy process(es) beside it"
+                if hdr.get("busy_processes") else "")
+             + ("; upstream gradient expanded (stride 0)" if hdr.get("grad") == "expanded"
+                else ""), "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = [r["op"], r["mode"], r["dtype"], r["B"], r["T"], r["N"], r["provider"],
@@ -540,6 +560,18 @@ def markdown(hdr, rows):
     return "\n".join(lines) + "\n"
 
 
+@contextlib.contextmanager
+def busy_processes(k):
+    """k processes that each spin on a core until the block ends."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(k)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -548,7 +580,9 @@ def main(argv=None):
         tqdm = None
     copy_gbps = copy_bandwidth() if args.device == "cuda" else None
     hdr = header(args.device, copy_gbps)
-    rows = measure(args, copy_gbps, tqdm)
+    hdr.update(busy_processes=args.busy, grad=args.grad)
+    with busy_processes(args.busy):
+        rows = measure(args, copy_gbps, tqdm)
     md = markdown(hdr, rows)
     print(md)
     for n in noisy_notes(rows):
