@@ -1,5 +1,6 @@
 """How the CPU rlif forms R_t = S_{t-1} @ V: the gather over spiking neurons (default) against
-the dense tile product (FASTSNN_RLIF_DENSE=1), side by side in one process.
+the dense tile product (the path of a non-finite V, forced with
+torch.ops.fastsnn.set_rlif_dense(True)), side by side in one process.
 
     python -m benchmarks.rlif_cpu_product
 
@@ -8,7 +9,6 @@ the issue's two sizes and two firing rates (input means 0.15 and 0.6). Prints th
 7 calls per variant, the variants alternated 4 times; reports the best of the 4 medians.
 """
 
-import os
 import statistics
 import time
 
@@ -44,9 +44,9 @@ def main():
             best = {"0": [], "1": []}
             for _ in range(4):
                 for mode in ("0", "1"):
-                    os.environ["FASTSNN_RLIF_DENSE"] = mode
+                    torch.ops.fastsnn.set_rlif_dense(mode == "1")
                     best[mode].append(median_ms(X, V))
-            os.environ.pop("FASTSNN_RLIF_DENSE")
+            torch.ops.fastsnn.set_rlif_dense(False)
             gather, dense = min(best["0"]), min(best["1"])
             print(f"| {B} | {T} | {N} | {rate:.3f} | {gather:.2f} | {dense:.2f} | "
                   f"{dense / gather:.2f} |")

@@ -7,7 +7,8 @@ row; the bound asserted is a spike mismatch rate <= 1e-3 (observed 0 in these ca
 relative on gradients. bf16/fp16 inputs keep float32 state: same spike bound, gradients within
 2e-2 (dX is rounded to the input dtype).
 Both ways of forming R_t are tested: the gather over the spiking neurons (default) and the
-dense tile product (FASTSNN_RLIF_DENSE=1).
+dense tile product (the path of a non-finite V, forced here on finite V with
+torch.ops.fastsnn.set_rlif_dense).
 """
 
 import pytest
@@ -20,6 +21,14 @@ pytestmark = pytest.mark.usefixtures("poison")
 
 TOL = {"f64": (0.0, 1e-10), "f32": (1e-3, 1e-4), "bf16": (1e-3, 2e-2), "f16": (1e-3, 2e-2)}
 SURR = ["superspike", "superspike_asymptotic", "sigmoid", "esser", "atan", "exponential"]
+
+
+@pytest.fixture
+def dense_product():
+    """R_t by the dense tile product for the test's duration."""
+    torch.ops.fastsnn.set_rlif_dense(True)
+    yield
+    torch.ops.fastsnn.set_rlif_dense(False)
 
 
 def make_weight(N, dtype, seed=3, gain=0.6):
@@ -115,8 +124,7 @@ def test_rlif_cpu_matches_reference(B, T, N, dt, kw):
 @pytest.mark.parametrize("B,T,N,dt,kw", [case(5, 30, 100), case(37, 9, 17), case(6, 40, 96, "f32"),
                                          case(2, 21, 37, reset="subtract", detach_reset=False,
                                               learn=("threshold",))])
-def test_rlif_cpu_dense_product_matches_reference(B, T, N, dt, kw, monkeypatch):
-    monkeypatch.setenv("FASTSNN_RLIF_DENSE", "1")
+def test_rlif_cpu_dense_product_matches_reference(B, T, N, dt, kw, dense_product):
     check(B, T, N, dt, kw)
 
 
@@ -261,7 +269,7 @@ def test_rlif_cpu_isa_paths_agree(tmp_path):
         "         (3, 7, 61, {}), (6, 5, 80, {}), (4, 5, 8, {}), (2, 5, 17, {}),\n"
         "         (7, 6, 33, {'reset': 'subtract', 'detach_reset': False})]\n"
         "for dense in ('0', '1'):\n"
-        "    os.environ['FASTSNN_RLIF_DENSE'] = dense\n"
+        "    torch.ops.fastsnn.set_rlif_dense(dense == '1')\n"
         "    for B, T, N, kw in cases:\n"
         "        for dt in (torch.float32, torch.bfloat16):\n"
         "            X, p, st = make_inputs(B, T, N, dt, mean=0.6, std=0.8, state=True,\n"

@@ -132,7 +132,7 @@ def test_finite_v_forward_bitwise_unchanged(dt, N, monkeypatch):
     neurons that spiked at t-1 in ascending order (S_{t-1} from the saved U_{t-1}), as before
     the change; and a call with a non-finite V in between (the dense path) leaves the next
     finite call bitwise the same."""
-    monkeypatch.delenv("FASTSNN_RLIF_DENSE", raising=False)
+    torch.ops.fastsnn.set_rlif_dense(False)
     X, V = inputs("spiking", 0.1, dt, N=N)
     B, T, _ = X.shape
     acc = V.dtype

@@ -68,7 +68,7 @@ struct RlifFwdParams {
   // Form R_t over every neuron, 0 * V[j, :] included for the neurons j that did not spike, as
   // the dense product S_{t-1} @ V does: exact when V holds inf/NaN (0 * inf = NaN), where the
   // gather over the spiking neurons is not. CPU: the dense tile product, set by the host entry
-  // when V is not finite or FASTSNN_RLIF_DENSE=1 (kept to measure one against the other).
+  // when V is not finite (or forced, torch.ops.fastsnn.set_rlif_dense, to test and time it).
   // CUDA: the gather over a list of all neurons (see w_finite).
   bool dense_product;
   // CUDA: nullptr, or a device flag (one bool) that the host entry computed as all(isfinite(V))

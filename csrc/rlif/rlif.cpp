@@ -1,7 +1,6 @@
 // Host entry points of fastsnn::rlif_fwd / rlif_bwd (the pattern of csrc/lif/lif.cpp): check,
 // allocate, fill the Params block, launch on the tensors' device.
-#include <cstdlib>
-#include <string>
+#include <atomic>
 
 #include <ATen/ops/all.h>
 #include <ATen/ops/isfinite.h>
@@ -18,6 +17,15 @@
 namespace fastsnn {
 
 using at::Tensor;
+
+// torch.ops.fastsnn.set_rlif_dense(True) makes the CPU forward form R_t with the dense product
+// for finite V too, the path non-finite V takes: tests check that path's arithmetic on finite
+// weights, and benchmarks/rlif_cpu_product.py times it against the gather.
+static std::atomic<bool> g_force_dense{false};
+
+static void set_rlif_dense(bool on) { g_force_dense.store(on, std::memory_order_relaxed); }
+
+TORCH_LIBRARY_FRAGMENT(fastsnn, m) { m.def("set_rlif_dense(bool on) -> ()", &set_rlif_dense); }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rlif_fwd(
     const Tensor& x_in, const Tensor& weight_rec, const Tensor& alpha, const Tensor& beta,
@@ -37,8 +45,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rlif_fwd(
   // kernels then form R_t over every neuron (RlifFwdParams::dense_product). The check is O(N²),
   // against the scan's O(B·T·N) at least.
   launch_on(c.x, op, [&] {
-    const char* dense = std::getenv("FASTSNN_RLIF_DENSE");  // read per call: tests flip it
-    p.dense_product = (dense != nullptr && std::string(dense) == "1") ||
+    p.dense_product = g_force_dense.load(std::memory_order_relaxed) ||
                       !at::isfinite(w).all().item<bool>();  // CPU tensor: no sync
     rlif_fwd_cpu(p, c.io);
   },
