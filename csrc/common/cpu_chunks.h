@@ -82,10 +82,8 @@ struct LaneMasks16 {
 // descending (kDown true: the backward's dL/dX, step t, then t - 1). Only whole 64-byte lines
 // go out with non-temporal stores; a row's partial end line waits here until the next row
 // completes it, and the sequence's two end lines (shared with its neighbours) get plain stores.
-// Streaming each row on its own left two partial lines a row for the memory system to merge
-// (at N = 100 the 16-byte streaming stores were the rlif forward's hottest instructions);
-// whole lines made rlif forward+backward at B=250 T=100 N=100 about 4% faster (medians of 6
-// side-by-side rounds, 7.63 against 7.89 ms on a loaded machine).
+// Streaming each row on its own would leave two partial lines a row for the memory system to
+// merge (measured in ops/rlif/README.md).
 template <typename T, bool kDown>
 class LineWriter {
  public:

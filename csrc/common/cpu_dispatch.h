@@ -49,9 +49,8 @@ inline int64_t cpu_chunk_items(int64_t items, int64_t block, int64_t T, int64_t 
 // double and 16-byte aligned: the outputs are written once and not read soon, so skipping the
 // read-for-ownership of each line saves a third of the memory traffic of the scan.
 // Rows under 256 bytes (small N) are copied with plain stores: there a non-temporal store of
-// a partial cache line, or a library memcpy call per tiny row, costs more than the row's math
-// (measured: li with N = 10 went from 7 ms to 0.2 ms). Above, streaming wins even with partial
-// lines at the row ends (rlif at N = 100: forward 2.3-2.8 ms streamed, 3.3-3.6 ms plain).
+// a partial cache line, or a library memcpy call per tiny row, costs more than the row's math.
+// Above, streaming wins even with partial lines at the row ends (ops/rlif/README.md).
 template <typename T>
 inline void stream_row(T* dst, const T* src, int64_t n) {
   if (n * static_cast<int64_t>(sizeof(T)) < 256) {

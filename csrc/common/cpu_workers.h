@@ -2,8 +2,8 @@
 //
 // at::parallel_for (OpenMP) splits the work statically and ends in a barrier that every thread
 // of the team must reach: when another process holds a core, the thread that lost it holds up
-// the caller for a scheduler slice (about 8 ms per call measured here, against 1.2 ms for the
-// whole lif forward on one thread). parallel_chunks hands out chunks one at a time from a
+// the caller for a scheduler slice, longer than a small kernel takes (benchmarks/RESULTS.md,
+// tests/test_cpu_threads.py). parallel_chunks hands out chunks one at a time from a
 // counter, and the caller runs chunks itself; helper threads join only if they start while
 // chunks remain, and the caller waits only for chunks a helper has taken, never for a helper
 // that has not started. Which thread runs a chunk never changes what it computes, so results

@@ -5,7 +5,7 @@
 //
 // Forward, each step: R_t = S_{t-1} @ V for the tile's rows, then the lif update with R_t added
 // to the current. S is 0/1, so the product is a sum of the rows of V of the neurons that spiked
-// (a gather: cost ∝ spikes × N); FASTSNN_RLIF_DENSE=1 forms it as a dense tile product instead.
+// (a gather: cost ∝ spikes × N); non-finite V forms it as a dense tile product instead (see RlifFwdParams::dense_product).
 // Backward, each step in reverse: rec_t = gI_{t+1} @ Vᵀ for the tile (dense: gI is dense) joins
 // dL/dS_t, then the lif reverse step; dV += S_{t-1}ᵀ gI_t as a gather over the spikes into a
 // per-thread partial that the launcher sums once after the scan (plus 0 * gI_t for the other
@@ -120,8 +120,8 @@ inline void gemm_panel_f32(int64_t M, int64_t K, const float* A, int64_t lda, co
   }
 }
 
-// C[:, j0:j0+24) for all M rows: 4 rows × 3 vectors, 12 independent FMA chains per k (the
-// 16-column panel's 8 chains left the two FMA pipes short of work: 84% of peak at N = 100).
+// C[:, j0:j0+24) for all M rows: 4 rows × 3 vectors, 12 independent FMA chains per k, enough
+// to keep both FMA pipes busy (a 16-column panel's 8 chains are not; see ops/rlif/README.md).
 inline void gemm_panel24_f32(int64_t M, int64_t K, const float* A, int64_t lda,
                              const float* Bm, int64_t ldb, float* C, int64_t ldc, int64_t j0) {
   int64_t r = 0;
@@ -225,8 +225,7 @@ FASTSNN_AVX512_FN inline void gemm_panel512(int64_t M, int64_t K, const float* A
 
 // tile_gemm's float32 product with AVX-512: the row's nv = ceil(N / 16) vectors in panels of
 // 3, the last panel's last vector masked. A rest of one vector is not left alone: 8 FMA chains
-// of 8 rows × 1 vector are short of the two FMA pipes' 2 × 4-cycle latency (at N = 100 that
-// panel took a fifth of the product's time for a seventh of its work), so the last four
+// of 8 rows × 1 vector are short of the two FMA pipes' 2 × 4-cycle latency, so the last four
 // vectors go as two panels of 2 instead. At N = 100 (104 padded columns): 3 + 2 + 2 vectors,
 // 7 vector FMAs per row and k against the AVX2 panels' 13.
 FASTSNN_AVX512_FN __attribute__((noinline)) inline void tile_gemm_f32_avx512(
@@ -288,8 +287,7 @@ void tile_gemm(int64_t M, int64_t N, int64_t K, const acc_t* A, int64_t lda, con
 // A tile walks several batch rows in lockstep, more concurrent streams than the hardware
 // prefetcher follows; each row asks for its next step's data one step ahead. Into L2, not L1
 // (prefetcht1): the backward's tile product streams Vᵀ (41.6 KB at N = 100) through the 32 KB
-// L1 in between. With prefetches to L1 the rlif forward+backward at B=250 T=100 N=100 took
-// 7.0 ms against 6.4 ms (medians of 4 alternating rounds).
+// L1 in between, and prefetches into L1 would evict it (measured: ops/rlif/README.md).
 inline void prefetch_row(const void* ptr, int64_t bytes) {
   const char* c = static_cast<const char*>(ptr);
   for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 2);
@@ -319,12 +317,9 @@ inline void add_row(acc_t* __restrict__ dst, const acc_t* __restrict__ src, int6
   for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
 }
 
-// Internal rows are padded to a whole number of vectors and 64-byte aligned. At N = 100 the
-// forward's neuron loop (which also stored a byte flag per neuron, so it ran 32 lanes at a
-// time) did 3 vector iterations and 4 scalar ones a row; with one thread it cost 1.2-1.5 ns a
-// neuron-step against 0.9 at N = 96 or 112, and 1.0 padded. The backward padded (its
-// carries, U_t and U_{t-1}, dL/dS_t, and dV accumulated in padded rows) measured 5-9% faster
-// at 9% firing, the same at 1.4%. The user's rows (X, S, dL/dS, the saved U and I, dL/dX)
+// Internal rows are padded to a whole number of vectors and 64-byte aligned, so the neuron
+// loops have no scalar remainder (the carries, U_t and U_{t-1}, dL/dS_t and dV's rows are
+// padded; measured in ops/rlif/README.md). The user's rows (X, S, dL/dS, the saved U and I, dL/dX)
 // keep their layout and pass through row buffers; spikes are found from U itself. Pad lanes
 // hold zeros (alpha = beta = gamma = 0, threshold 1: they never spike) and never reach a
 // real lane: the products run over the real k only, and only real columns are written out.
@@ -355,8 +350,8 @@ inline void for_each_spike(const acc_t* u, const acc_t* thr, int64_t n, F&& fn) 
       const __m256i m = LaneMasks16(n - j).m0;  // the last lanes: no read past the row
       return spike_bits8(_mm256_maskload_ps(u + j, m), _mm256_maskload_ps(thr + j, m));
     };
-    // 32 lanes per walk over the set bits: with sparse spikes a walk per 8 lanes cost a
-    // mispredicted loop exit each (measured: the forward at 9% firing, 20% slower).
+    // 32 lanes per walk over the set bits: with sparse spikes a walk per 8 lanes costs a
+    // mispredicted loop exit each.
     for (int64_t j0 = 0; j0 < n; j0 += 32) {
       uint32_t bits = mask8(j0);
       if (j0 + 8 < n) bits |= mask8(j0 + 8) << 8;
@@ -394,11 +389,8 @@ inline constexpr LanePositions kLanePositions{};
 // out[0:ns) = base + j for the j < n with heaviside(u[j], thr[j]) != 0, ascending; returns ns. n is
 // a multiple of 8 (a padded row) and out has room for n + 8 entries. The float32 AVX2 build does it
 // without a branch per spike: per 8 lanes one compare, a table lookup of the set lanes' positions
-// and one 8-index store (the next store starts where the last one's valid indices end). dV's walk
-// over the spikes of U_{t-1} in the rlif backward took about 2% of the forward+backward at B=250
-// T=100 N=100 (1.35% of neuron-steps spike) less than with the bit walk of for_each_spike, whose
-// loop exits mispredict (alternating in one process, three runs of 5-6 rounds: 0.980, 0.976,
-// 0.979).
+// and one 8-index store (the next store starts where the last one's valid indices end), where
+// the bit walk of for_each_spike mispredicts its loop exits.
 template <typename acc_t>
 inline int64_t spike_indices(const acc_t* u, const acc_t* thr, int64_t n, int32_t* out,
                              int64_t base = 0) {
@@ -454,10 +446,8 @@ inline void gather_rows(acc_t* dst, const acc_t* src, int64_t ld, int64_t len,
 // added to it for each set bit j, ascending: the same sums in the same order as gather_rows,
 // so R_t is bitwise the same. With one or two spikes a row, gather_rows' loop over the spikes
 // per 32-column chunk and the bit walk per 32 lanes cost a mispredicted loop exit each; here
-// there are two walks and no chunk loops. Measured in one process, alternating (rlif_fwd
-// alone at B=250 T=100 N=100, 1.35% firing, 6 rounds): 0.887 and 0.891 of the chunked gather;
-// fwd+bwd 0.967 (7 rounds). Wider rows keep gather_rows: at N = 512 (about 8 spikes a row) the
-// read-modify-write of rt per spike made the forward 1.13x slower (4 rounds).
+// there are two walks and no chunk loops. Wider rows keep gather_rows, whose sums stay in
+// registers instead of a read-modify-write of rt per spike.
 template <typename acc_t>
 constexpr bool has_short_row_walk() {
 #if defined(FASTSNN_CPU_FMA)
