@@ -207,3 +207,44 @@ def test_empty_time_returns_new_state():
     assert Z.shape == (2, 0, 3)
     for s, o in zip(state, out):
         assert torch.equal(s, o) and o.data_ptr() != s.data_ptr()
+
+
+@pytest.mark.parametrize("variant,reset,detach_reset,recurrence", COMBOS)
+@pytest.mark.parametrize("surrogate", ["superspike", "sigmoid"])
+def test_manual_backward_matches_reference(variant, reset, detach_reset, recurrence, surrogate):
+    """The reverse scan of ops/adlif/README.md (tests/adlif_manual.py, reading only what the
+    README says is saved) gives the reference's gradients of X, alpha, beta, a, b, thr, the
+    initial state and V, in float64, for every combination; the forward it saves from gives
+    the reference's Z and final state bitwise."""
+    from adlif_manual import backward, forward_saved
+
+    B, T, N = 3, 11, 5
+    g = torch.Generator().manual_seed(11)
+    X = (torch.randn(B, T, N, generator=g, dtype=torch.float64) + 0.9).requires_grad_()
+    ps = [p.clone().requires_grad_() for p in params(N, 12)]
+    st = [(0.4 * torch.randn(B, N, generator=g, dtype=torch.float64)).requires_grad_(),
+          (0.2 * torch.randn(B, N, generator=g, dtype=torch.float64)).requires_grad_(),
+          (torch.rand(B, N, generator=g) > 0.5).double().requires_grad_()]
+    V = ((0.5 * torch.randn(N, N, generator=g, dtype=torch.float64)).requires_grad_()
+         if recurrence is not None else None)
+    kw = dict(variant=variant, reset=reset)
+    Z, (u, w, z) = adlif_ref_btn(X, *ps, tuple(st), weight_rec=V, detach_reset=detach_reset,
+                                 detach_recurrent=bool(recurrence), surrogate=surrogate,
+                                 scale=5.0, **kw)
+    assert 0.02 < Z.mean() < 0.9
+    G, gu, gw, gz = (torch.randn(t.shape, generator=g, dtype=torch.float64)
+                     for t in (Z, u, w, z))
+    inputs = [X, *ps, *st] + ([V] if V is not None else [])
+    want = torch.autograd.grad((Z * G).sum() + (u * gu).sum() + (w * gw).sum() + (z * gz).sum(),
+                               inputs, allow_unused=True)
+    with torch.no_grad():
+        Zm, (um, wm, zm), M, W, D = forward_saved(X, *ps, *st, V, **kw)
+        got = backward(G, gu, gw, gz, M, W, D, *ps, *st, V, detach_reset=detach_reset,
+                       detach_recurrent=bool(recurrence), surrogate=surrogate, scale=5.0, **kw)
+    assert torch.equal(Zm, Z) and torch.equal(zm, z)
+    torch.testing.assert_close(um, u, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(wm, w, rtol=1e-12, atol=1e-12)
+    names = ["X", "alpha", "beta", "a", "b", "thr", "u0", "w0", "z0", "V"]
+    for name, x, y, i in zip(names, want, got, inputs):
+        x = torch.zeros_like(i) if x is None else x
+        torch.testing.assert_close(y, x, rtol=1e-10, atol=1e-10, msg=name)
