@@ -8,10 +8,10 @@ into one shared library cached under build/cuda_emu/<content hash>/: any change 
 rebuilt and tested. The kernel units are compiled with -fsanitize=thread, whose callbacks are
 the runtime's race and bounds checker (csrc/emu/README.md).
 
-``OPS[name]`` are the emulated ops with the schemas of torch.ops.fastsnn.<name> (csrc/ops.cpp)
-on CPU tensors: each checks nothing the C++ host entry would not, allocates its outputs as the
-CUDA host entry does (poisoned with NaN, so an element a kernel never writes fails every
-comparison), registers every input (read-only) and output (writable) with the checker, runs the
+``OPS[name]`` are the emulated ops with the schemas of torch.ops.fastsnn.<name> (declared in
+csrc/<op>/<op>.cpp) on CPU tensors: each checks nothing the C++ host entry would not,
+allocates its outputs as the CUDA host entry does (poisoned with NaN, so an element a kernel
+never writes fails every comparison), registers every input (read-only) and output (writable) with the checker, runs the
 launcher, and raises ``EmulationError`` with the checker's finding, symbolised to function,
 file and line, when there is one.
 

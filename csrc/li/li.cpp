@@ -100,6 +100,18 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> li_bwd(
   return {gx, gi0, gu0, ga, gb};
 }
 
+// The op's schemas (csrc/ops.cpp defines the library). Absent optional outputs are empty
+// (0,) tensors, so every schema returns plain Tensors.
+TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
+  m.def(
+      "li_fwd(Tensor x, Tensor alpha, Tensor beta, Tensor i0, Tensor u0, bool normalize_input, "
+      "bool save_state) -> (Tensor u, Tensor i_T, Tensor u_T, Tensor i_saved, Tensor u_saved)");
+  m.def(
+      "li_bwd(Tensor grad_u, Tensor grad_iT, Tensor grad_uT, Tensor i_saved, Tensor u_saved, "
+      "Tensor i0, Tensor u0, Tensor alpha, Tensor beta, bool normalize_input, bool param_grads) "
+      "-> (Tensor grad_x, Tensor grad_i0, Tensor grad_u0, Tensor grad_alpha, Tensor grad_beta)");
+}
+
 TORCH_LIBRARY_IMPL(fastsnn, CPU, m) {
   m.impl("li_fwd", &li_fwd);
   m.impl("li_bwd", &li_bwd);

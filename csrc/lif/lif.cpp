@@ -47,6 +47,21 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lif_bwd(
   return {c.gx, c.gi0, c.gu0, c.ga, c.gb, c.gt};
 }
 
+// The op's schemas (csrc/ops.cpp defines the library). Absent optional outputs are empty
+// (0,) tensors, so every schema returns plain Tensors.
+TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
+  m.def(
+      "lif_fwd(Tensor x, Tensor alpha, Tensor beta, Tensor threshold, Tensor i0, Tensor u0, "
+      "int reset, bool normalize_input, bool save_u, bool save_i) "
+      "-> (Tensor s, Tensor i_T, Tensor u_T, Tensor u_saved, Tensor i_saved)");
+  m.def(
+      "lif_bwd(Tensor grad_s, Tensor grad_iT, Tensor grad_uT, Tensor u_saved, Tensor i_saved, "
+      "Tensor i0, Tensor u0, Tensor alpha, Tensor beta, Tensor threshold, int reset, "
+      "bool detach_reset, int surrogate, float scale, bool normalize_input, bool param_grads) "
+      "-> (Tensor grad_x, Tensor grad_i0, Tensor grad_u0, Tensor grad_alpha, Tensor grad_beta, "
+      "Tensor grad_threshold)");
+}
+
 TORCH_LIBRARY_IMPL(fastsnn, CPU, m) {
   m.impl("lif_fwd", &lif_fwd);
   m.impl("lif_bwd", &lif_bwd);

@@ -96,6 +96,15 @@ std::tuple<Tensor, Tensor> spike_linear_bwd(const Tensor& grad_y, const Tensor& 
   return {input_grad ? gx.view(x.sizes()) : gx, gw};
 }
 
+// The op's schemas (csrc/ops.cpp defines the library). Absent optional outputs are empty
+// (0,) tensors, so every schema returns plain Tensors.
+TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
+  m.def("spike_linear_fwd(Tensor x, Tensor weight) -> Tensor");
+  m.def(
+      "spike_linear_bwd(Tensor grad_y, Tensor x, Tensor weight, bool input_grad, "
+      "bool weight_grad) -> (Tensor grad_x, Tensor grad_weight)");
+}
+
 TORCH_LIBRARY_IMPL(fastsnn, CPU, m) {
   m.impl("spike_linear_fwd", &spike_linear_fwd);
   m.impl("spike_linear_bwd", &spike_linear_bwd);

@@ -25,8 +25,6 @@ static std::atomic<bool> g_force_dense{false};
 
 static void set_rlif_dense(bool on) { g_force_dense.store(on, std::memory_order_relaxed); }
 
-TORCH_LIBRARY_FRAGMENT(fastsnn, m) { m.def("set_rlif_dense(bool on) -> ()", &set_rlif_dense); }
-
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rlif_fwd(
     const Tensor& x_in, const Tensor& weight_rec, const Tensor& alpha, const Tensor& beta,
     const Tensor& threshold, const Tensor& i0, const Tensor& u0, int64_t reset,
@@ -118,6 +116,23 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> rlif_bwd(
 #endif
             });
   return {c.gx, c.gi0, c.gu0, c.ga, c.gb, c.gt, gw};
+}
+
+// The op's schemas (csrc/ops.cpp defines the library). Absent optional outputs are empty
+// (0,) tensors, so every schema returns plain Tensors.
+TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
+  m.def("set_rlif_dense(bool on) -> ()", &set_rlif_dense);
+  m.def(
+      "rlif_fwd(Tensor x, Tensor weight_rec, Tensor alpha, Tensor beta, Tensor threshold, "
+      "Tensor i0, Tensor u0, int reset, bool normalize_input, bool save_u, bool save_i) "
+      "-> (Tensor s, Tensor i_T, Tensor u_T, Tensor u_saved, Tensor i_saved)");
+  m.def(
+      "rlif_bwd(Tensor grad_s, Tensor grad_iT, Tensor grad_uT, Tensor u_saved, Tensor i_saved, "
+      "Tensor i0, Tensor u0, Tensor weight_rec, Tensor alpha, Tensor beta, Tensor threshold, "
+      "int reset, bool detach_reset, bool detach_recurrent, int surrogate, float scale, "
+      "bool normalize_input, bool param_grads, bool weight_grad) "
+      "-> (Tensor grad_x, Tensor grad_i0, Tensor grad_u0, Tensor grad_alpha, Tensor grad_beta, "
+      "Tensor grad_threshold, Tensor grad_weight_rec)");
 }
 
 TORCH_LIBRARY_IMPL(fastsnn, CPU, m) {
