@@ -6,7 +6,7 @@ learn; then I_t and U_t are saved in the accumulation dtype.
 
 import torch
 
-from ... import _validate as V
+from ... import _validate as checks
 from ..lif.function import (initial_state, neuron_vector, once_differentiable_fused,
                             saved_sources, tensors_or_none)
 
@@ -52,7 +52,7 @@ class LIFunction(torch.autograd.Function):
 
 def li_fused_btn(x, alpha, beta, i0, u0, normalize_input, backend):
     """Fused LI on a (B, T, N) view with validated arguments: U, (I_T, U_T)."""
-    N, acc = x.shape[2], V.acc_dtype(x.dtype)
+    N, acc = x.shape[2], checks.acc_dtype(x.dtype)
     a, b = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta))
     i0, u0 = initial_state(x, i0, u0)
     u, iT, uT = LIFunction.apply(x, a, b, i0, u0, backend, normalize_input,

@@ -24,7 +24,7 @@ import functools
 
 import torch
 
-from ... import _validate as V
+from ... import _validate as checks
 from ..._enums import RESETS, SURROGATES
 
 DOUBLE_BACKWARD_ERROR = (
@@ -144,7 +144,7 @@ def neuron_vector(value, N, acc, device):
 def initial_state(x, i0, u0):
     """The given (I, U) in the accumulation dtype, zeros where none was given: [B, N] each."""
     B, _, N = x.shape
-    acc = V.acc_dtype(x.dtype)
+    acc = checks.acc_dtype(x.dtype)
     i0 = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
     u0 = u0.to(acc) if u0 is not None else x.new_zeros((B, N), dtype=acc)
     return i0, u0
@@ -153,7 +153,7 @@ def initial_state(x, i0, u0):
 def lif_fused_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate, scale,
                   normalize_input, backend):
     """Fused LIF on a (B, T, N) view with validated arguments: S, (I_T, U_T)."""
-    N, acc = x.shape[2], V.acc_dtype(x.dtype)
+    N, acc = x.shape[2], checks.acc_dtype(x.dtype)
     a, b, th = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta, threshold))
     i0, u0 = initial_state(x, i0, u0)
     s, iT, uT = LIFFunction.apply(x, a, b, th, i0, u0, backend, RESETS[reset], detach_reset,

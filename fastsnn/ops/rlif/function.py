@@ -17,7 +17,7 @@ import torch
 from ..._enums import RESETS, SURROGATES
 from ..lif.function import (initial_state, neuron_vector, once_differentiable_fused,
                             saved_sources, tensors_or_none)
-from ... import _validate as V
+from ... import _validate as checks
 
 
 def kernels(backend: str):
@@ -73,7 +73,7 @@ class RLIFFunction(torch.autograd.Function):
 def rlif_fused_btn(x, weight_rec, alpha, beta, threshold, i0, u0, reset, detach_reset,
                    detach_recurrent, surrogate, scale, normalize_input, backend):
     """Fused rlif on a (B, T, N) view with validated arguments: S, (I_T, U_T)."""
-    N, acc = x.shape[2], V.acc_dtype(x.dtype)
+    N, acc = x.shape[2], checks.acc_dtype(x.dtype)
     a, b, th = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta, threshold))
     w = weight_rec.to(acc).contiguous()
     i0, u0 = initial_state(x, i0, u0)
