@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from ..._validate import IO_DTYPES
+from .. import registry
 from ..lif import triton as lif_triton
 from ..lif.triton import (BOOLS, acc_args, acc_dtype, alloc, alloc_like, check_btn,
                           distinct_sizes, launch, maybe_alloc, record_launches, tile_config,
@@ -229,3 +230,5 @@ def kernel_variants():
 
 
 __all__ = ["li_fwd_triton", "li_bwd_triton", "li_fwd_kernel", "li_bwd_kernel"]
+
+registry.TRITON_KERNELS["li"] = (li_fwd_triton, li_bwd_triton)

@@ -42,6 +42,7 @@ from triton.runtime.jit import JITFunction
 
 from ..._enums import RESETS, SURROGATES
 from ..._validate import IO_DTYPES, acc_dtype
+from .. import registry
 
 MAX_BLOCK_N = 128  # neurons per program (tests lower it to exercise several blocks per row)
 
@@ -551,3 +552,5 @@ def kernel_variants():
 
 
 __all__ = ["lif_fwd_triton", "lif_bwd_triton", "lif_fwd_kernel", "lif_bwd_kernel"]
+
+registry.TRITON_KERNELS["lif"] = (lif_fwd_triton, lif_bwd_triton)

@@ -79,6 +79,7 @@ import triton
 import triton.language as tl
 
 from ..._validate import IO_DTYPES, acc_dtype
+from .. import registry
 from ..lif.triton import (BOOLS, RESET_CODES, SURROGATE_CODES, acc_arg, check_bwd_args,
                           check_fwd_args, distinct_sizes, heaviside, record_launches, start,
                           surrogate_grad, tl_acc, unique, unit_neuron_stride)
@@ -640,3 +641,5 @@ def kernel_variants():
 
 
 __all__ = ["rlif_fwd_triton", "rlif_bwd_triton", "rlif_fwd_kernel", "rlif_bwd_kernel"]
+
+registry.TRITON_KERNELS["rlif"] = (rlif_fwd_triton, rlif_bwd_triton)
