@@ -23,9 +23,10 @@ import triton.language as tl
 from ..._validate import IO_DTYPES
 from .. import registry
 from ..lif import triton as lif_triton
-from ..lif.triton import (BOOLS, acc_args, acc_dtype, alloc, alloc_like, check_btn,
-                          distinct_sizes, launch, maybe_alloc, record_launches, tile_config,
-                          unique, unit_neuron_stride)
+from .._triton_common import (BOOLS, acc_args, acc_dtype, alloc, alloc_like, check_btn,
+                              distinct_sizes, outputs, record_launches, unique,
+                              unit_neuron_stride)
+from ..lif.triton import launch, tile_config
 
 
 @triton.jit(do_not_specialize=["T"])
@@ -143,19 +144,12 @@ _BWD_SCHEMA = (
 
 
 def _fwd_outputs(x, save_state):
-    # x [B, T, N] with unit neuron stride
-    B, T, N = x.shape
-    acc = acc_dtype(x.dtype)
-    return (alloc_like(x), alloc((B, N), x, acc), alloc((B, N), x, acc),
-            maybe_alloc(save_state, (B, T, N), x, acc),
-            maybe_alloc(save_state, (B, T, N), x, acc))
+    # x [B, T, N] with unit neuron stride; this module's alloc (tests poison it)
+    return outputs(x, alloc, alloc_like, seq=(save_state,) * 2)
 
 
 def _bwd_outputs(gu, param_grads):
-    B, T, N = gu.shape
-    acc = acc_dtype(gu.dtype)
-    return (alloc_like(gu), alloc((B, N), gu, acc), alloc((B, N), gu, acc),
-            maybe_alloc(param_grads, (B, N), gu, acc), maybe_alloc(param_grads, (B, N), gu, acc))
+    return outputs(gu, alloc, alloc_like, part=(param_grads,) * 2)
 
 
 @torch.library.custom_op("fastsnn::li_fwd_triton", mutates_args=(), schema=_FWD_SCHEMA)
