@@ -208,7 +208,7 @@ def _(grad_u, grad_iT, grad_uT, i_saved, u_saved, i0, u0, alpha, beta, normalize
 
 
 def kernel_variants():
-    """Every KernelVariant (fastsnn/ops/lif/triton.py) that li_fwd_triton and li_bwd_triton can
+    """Every KernelVariant (fastsnn/ops/_triton_common.py) that li_fwd_triton and li_bwd_triton can
     launch: their whole argument space run through them with the launches recorded."""
     sizes = distinct_sizes(tile_config, lif_triton.MAX_BLOCK_N)
     with record_launches() as rec:

@@ -600,7 +600,7 @@ def _(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, weight_rec, alpha, bet
 
 
 def kernel_variants():
-    """Every KernelVariant (fastsnn/ops/lif/triton.py) that rlif_fwd_triton and rlif_bwd_triton
+    """Every KernelVariant (fastsnn/ops/_triton_common.py) that rlif_fwd_triton and rlif_bwd_triton
     can launch: their whole argument space (the I/O dtypes, one N per plan(N), every reset and
     surrogate code and flag) run through them with the launches recorded, duplicates dropped."""
     with record_launches() as rec:
