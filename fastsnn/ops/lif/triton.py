@@ -82,8 +82,9 @@ def lif_fwd_kernel(
     p_x, p_s, p_alpha, p_beta, p_thr, p_i0, p_u0, p_iT, p_uT, p_u_saved, p_i_saved,
     T, N, x_sb, x_st, s_sb, s_st,
     RESET: tl.constexpr, NORMALIZE: tl.constexpr, SAVE_U: tl.constexpr, SAVE_I: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_N: tl.constexpr,
+    LI: tl.constexpr, ACC: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
+    # LI: the leaky integrator (fastsnn.li): no threshold or reset (RESET = 2), p_s gets U_t
     nblk = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0)
     i_b = (pid // nblk).to(tl.int64)  # 64-bit from here on: B*T*N may pass 2^31
@@ -93,14 +94,15 @@ def lif_fwd_kernel(
 
     b_a = tl.load(p_alpha + o_n, mask=m_n, other=0.0)  # [BLOCK_N] acc
     b_be = tl.load(p_beta + o_n, mask=m_n, other=0.0)
-    b_th = tl.load(p_thr + o_n, mask=m_n, other=0.0)
     if NORMALIZE:
         b_g = 1.0 - b_be
     else:
         b_g = tl.full([BLOCK_N], 1.0, ACC)
     b_i = tl.load(p_i0 + o_bn, mask=m_n, other=0.0)
     b_u = tl.load(p_u0 + o_bn, mask=m_n, other=0.0)
-    b_sp = heaviside(b_u, b_th, ACC)  # S_{t-1}
+    if not LI:
+        b_th = tl.load(p_thr + o_n, mask=m_n, other=0.0)
+        b_sp = heaviside(b_u, b_th, ACC)  # S_{t-1}
 
     p_xt = p_x + i_b * x_sb + o_n  # [BLOCK_N] pointers, advanced one step per iteration
     p_st = p_s + i_b * s_sb + o_n
@@ -116,8 +118,11 @@ def lif_fwd_kernel(
             b_u = b_h - b_th * b_sp
         else:
             b_u = b_h
-        b_sp = heaviside(b_u, b_th, ACC)
-        tl.store(p_st, b_sp.to(p_s.dtype.element_ty), mask=m_n)
+        if LI:
+            tl.store(p_st, b_u.to(p_s.dtype.element_ty), mask=m_n)
+        else:
+            b_sp = heaviside(b_u, b_th, ACC)
+            tl.store(p_st, b_sp.to(p_s.dtype.element_ty), mask=m_n)
         if SAVE_U:
             tl.store(p_ut, b_u, mask=m_n)
         if SAVE_I:
@@ -136,9 +141,11 @@ def lif_bwd_kernel(
     p_gi0, p_gu0, p_galpha, p_gbeta, p_gthr,
     T, N, gs_sb, gs_st, gx_sb, gx_st,
     RESET: tl.constexpr, SURROGATE: tl.constexpr, DETACH: tl.constexpr,
-    NORMALIZE: tl.constexpr, PARAMS: tl.constexpr, HAS_I: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_N: tl.constexpr,
+    NORMALIZE: tl.constexpr, PARAMS: tl.constexpr, HAS_I: tl.constexpr, HAS_U: tl.constexpr,
+    LI: tl.constexpr, ACC: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
+    # LI: the leaky integrator (fastsnn.li): no threshold, surrogate or reset (RESET = 2), p_gs
+    # is dL/dU_t; U_t and I_t are read (HAS_U, HAS_I) only for the parameter partials
     nblk = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0)
     i_b = (pid // nblk).to(tl.int64)
@@ -148,13 +155,14 @@ def lif_bwd_kernel(
 
     b_a = tl.load(p_alpha + o_n, mask=m_n, other=0.0)  # [BLOCK_N] acc
     b_be = tl.load(p_beta + o_n, mask=m_n, other=0.0)
-    b_th = tl.load(p_thr + o_n, mask=m_n, other=0.0)
     if NORMALIZE:
         b_g = 1.0 - b_be
     else:
         b_g = tl.full([BLOCK_N], 1.0, ACC)
-    k = tl.load(p_scale)  # scalar acc: a float argument would arrive as float32
-    k_atan = tl.full([BLOCK_N], 1.5707963267948966, ACC) * k  # [BLOCK_N] (pi/2) k, as C++
+    if not LI:
+        b_th = tl.load(p_thr + o_n, mask=m_n, other=0.0)
+        k = tl.load(p_scale)  # scalar acc: a float argument would arrive as float32
+        k_atan = tl.full([BLOCK_N], 1.5707963267948966, ACC) * k  # [BLOCK_N] (pi/2) k, as C++
     b_u0 = tl.load(p_u0 + o_bn, mask=m_n, other=0.0)
     b_i0 = tl.load(p_i0 + o_bn, mask=m_n, other=0.0)
 
@@ -172,24 +180,29 @@ def lif_bwd_kernel(
     p_ut = p_u_saved + (i_b * T + t_last) * N + o_n
     p_it = p_i_saved + (i_b * T + t_last) * N + o_n
     m_any = m_n & (T > 0)
-    b_u = tl.load(p_ut, mask=m_any, other=0.0)  # U_t, carried down the loop
+    if HAS_U:
+        b_u = tl.load(p_ut, mask=m_any, other=0.0)  # U_t, carried down the loop
     b_i = tl.zeros([BLOCK_N], dtype=ACC)  # I_t (0 when not saved, as in the C++ kernel)
     if HAS_I:
         b_i = tl.load(p_it, mask=m_any, other=0.0)
     for r in range(T):
         has_prev = r < T - 1  # t = T-1-r > 0: U_{t-1} is saved; else the initial state
-        b_up = tl.load(p_ut - N, mask=m_n & has_prev, other=0.0)
-        b_up = tl.where(has_prev, b_up, b_u0)  # U_{t-1}
+        if HAS_U:
+            b_up = tl.load(p_ut - N, mask=m_n & has_prev, other=0.0)
+            b_up = tl.where(has_prev, b_up, b_u0)  # U_{t-1}
         if HAS_I:
             b_ip = tl.load(p_it - N, mask=m_n & has_prev, other=0.0)
             b_ip = tl.where(has_prev, b_ip, b_i0)  # I_{t-1}
 
         # lif_step_bwd
         b_gso = tl.load(p_gst, mask=m_n, other=0.0).to(ACC)
-        b_gs = b_gso + c_gs
-        b_sg_gs = surrogate_grad(b_u - b_th, k, k_atan, SURROGATE) * b_gs
-        b_gu = b_sg_gs + c_gu
-        b_sp = heaviside(b_up, b_th, ACC)  # S_{t-1}
+        if LI:  # li_step_bwd: the incoming gradient is dL/dU_t itself
+            b_gu = b_gso + c_gu
+        else:
+            b_gs = b_gso + c_gs
+            b_sg_gs = surrogate_grad(b_u - b_th, k, k_atan, SURROGATE) * b_gs
+            b_gu = b_sg_gs + c_gu
+            b_sp = heaviside(b_up, b_th, ACC)  # S_{t-1}
         if RESET == 0:  # zero
             b_gh = b_gu * (1.0 - b_sp)
             if DETACH:
@@ -216,11 +229,13 @@ def lif_bwd_kernel(
                 b_gb += b_gh * (b_up - b_i)
             else:  # 0 * I_t as in the C++ kernel: an infinite I_t still makes NaN
                 b_gb += b_gh * (b_up - 0.0 * b_i)
-            b_gt -= b_sg_gs
+            if not LI:
+                b_gt -= b_sg_gs
             if RESET == 1:
                 b_gt -= b_sp * b_gu
 
-        b_u = b_up
+        if HAS_U:
+            b_u = b_up
         if HAS_I:
             b_i = b_ip
         p_gst -= gs_st
@@ -228,15 +243,19 @@ def lif_bwd_kernel(
         p_ut -= N
         p_it -= N
 
-    # lif_initial_state_grads: S_{-1} fed step 0's reset
-    b_sg0 = surrogate_grad(b_u0 - b_th, k, k_atan, SURROGATE) * c_gs
     tl.store(p_gi0 + o_bn, c_gi, mask=m_n)
-    tl.store(p_gu0 + o_bn, c_gu + b_sg0, mask=m_n)
+    if LI:
+        tl.store(p_gu0 + o_bn, c_gu, mask=m_n)
+    else:
+        # lif_initial_state_grads: S_{-1} fed step 0's reset
+        b_sg0 = surrogate_grad(b_u0 - b_th, k, k_atan, SURROGATE) * c_gs
+        tl.store(p_gu0 + o_bn, c_gu + b_sg0, mask=m_n)
     if PARAMS:
-        b_gt -= b_sg0
         tl.store(p_galpha + o_bn, b_ga, mask=m_n)
         tl.store(p_gbeta + o_bn, b_gb, mask=m_n)
-        tl.store(p_gthr + o_bn, b_gt, mask=m_n)
+        if not LI:
+            b_gt -= b_sg0
+            tl.store(p_gthr + o_bn, b_gt, mask=m_n)
 
 
 # False when TRITON_INTERPRET=1 was set before this module was imported.
@@ -329,7 +348,7 @@ def lif_fwd_triton(x, alpha, beta, threshold, i0, u0, reset, normalize_input, sa
     launch(lif_fwd_kernel, x,
            x, s, a, b, th, i0, u0, iT, uT, u_saved if save_u else uT,
            i_saved if save_i else iT, T, N, x.stride(0), x.stride(1), s.stride(0), s.stride(1),
-           RESET=reset, NORMALIZE=normalize_input, SAVE_U=save_u, SAVE_I=save_i)
+           RESET=reset, NORMALIZE=normalize_input, SAVE_U=save_u, SAVE_I=save_i, LI=False)
     return out
 
 
@@ -357,7 +376,7 @@ def lif_bwd_triton(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, be
            T, N, gs.stride(0), gs.stride(1), gx.stride(0), gx.stride(1),
            RESET=reset, SURROGATE=surrogate,
            DETACH=detach_reset or reset == 2,  # only resets that read S_{t-1} can undetach
-           NORMALIZE=normalize_input, PARAMS=param_grads, HAS_I=need_i)
+           NORMALIZE=normalize_input, PARAMS=param_grads, HAS_I=need_i, HAS_U=True, LI=False)
     return out
 
 
