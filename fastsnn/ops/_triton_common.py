@@ -15,7 +15,8 @@ import triton.language as tl
 from triton.runtime.jit import JITFunction
 
 from .._enums import RESETS, SURROGATES
-from .._validate import IO_DTYPES, acc_dtype
+from .._validate import IO_DTYPES
+from ._outputs import alloc, alloc_like, outputs  # noqa: F401 (the Triton modules' imports)
 
 
 @triton.jit
@@ -25,15 +26,6 @@ def _probe():
 
 # False when TRITON_INTERPRET=1 was set before this module was imported.
 COMPILED = isinstance(_probe, JITFunction)
-
-
-def alloc(shape, like, dtype):
-    """Every output goes through here (tests poison it with NaN)."""
-    return like.new_empty(shape, dtype=dtype)
-
-
-def alloc_like(x):
-    return torch.empty_like(x)
 
 
 def unit_neuron_stride(t):
@@ -181,19 +173,3 @@ def distinct_sizes(config, largest):
 
 def unique(variants):
     return list(dict.fromkeys(variants))
-
-
-def outputs(like, alloc, alloc_like, seq=(), part=(), square=()):
-    """The outputs of a scan op for ``like`` [B, T, N] (unit neuron stride): alloc_like(like),
-    then the two (B, N) final states or state gradients, then per flag of ``seq`` a
-    (B, T, N), of ``part`` a (B, N), of ``square`` an (N, N) tensor, each in the accumulation
-    dtype and an empty (0,) one where its flag is False (an output that was not asked for)."""
-    B, T, N = like.shape
-    acc = acc_dtype(like.dtype)
-
-    def maybe(want, shape):
-        return alloc(shape if want else (0,), like, acc)
-
-    return (alloc_like(like), alloc((B, N), like, acc), alloc((B, N), like, acc),
-            *(maybe(w, (B, T, N)) for w in seq), *(maybe(w, (B, N)) for w in part),
-            *(maybe(w, (N, N)) for w in square))

@@ -22,12 +22,11 @@ import itertools
 import torch
 
 from ..._enums import RESETS
-from ..._validate import IO_DTYPES
+from ..._validate import IO_DTYPES, acc_dtype
 from .. import registry
+from .._triton_common import (BOOLS, acc_args, alloc, alloc_like, check_btn, distinct_sizes,
+                              outputs, record_launches, unique, unit_neuron_stride)
 from ..lif import triton as lif_triton
-from .._triton_common import (BOOLS, acc_args, acc_dtype, alloc, alloc_like, check_btn,
-                              distinct_sizes, outputs, record_launches, unique,
-                              unit_neuron_stride)
 from ..lif.triton import launch, lif_bwd_kernel, lif_fwd_kernel, tile_config
 
 

@@ -3,8 +3,8 @@ lif's (../lif/fake.py) plus the (N, N) gradient of weight_rec."""
 
 import torch
 
-from ..._validate import acc_dtype
-from ..lif.fake import lif_bwd_fake, lif_fwd_fake, maybe
+from .._outputs import outputs
+from ..lif.fake import lif_fwd_fake, unit_neuron_stride
 
 
 @torch.library.register_fake("fastsnn::rlif_fwd")
@@ -18,8 +18,4 @@ def rlif_fwd_fake(x, weight_rec, alpha, beta, threshold, i0, u0, reset, normaliz
 def rlif_bwd_fake(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, weight_rec, alpha, beta,
                   threshold, reset, detach_reset, detach_recurrent, surrogate, scale,
                   normalize_input, param_grads, weight_grad):
-    grads = lif_bwd_fake(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, beta,
-                         threshold, reset, detach_reset, surrogate, scale, normalize_input,
-                         param_grads)
-    N = grad_s.size(2)
-    return (*grads, maybe(weight_grad, (N, N), grad_s, acc_dtype(grad_s.dtype)))
+    return outputs(unit_neuron_stride(grad_s), part=(param_grads,) * 3, square=(weight_grad,))
