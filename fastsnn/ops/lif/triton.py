@@ -6,7 +6,9 @@ the per-step arithmetic of csrc/lif/lif_math.h op for op, so the forward agrees 
 kernels bit for bit (the backward too, up to exp(), and in float32 on a GPU up to Triton's
 approximate division and exp). They are custom ops (``fastsnn::lif_fwd_triton``,
 ``fastsnn::lif_bwd_triton``) with fake implementations that share the allocation code, so
-``torch.compile(fullgraph=True)`` traces LIFFunction through them.
+``torch.compile(fullgraph=True)`` traces LIFFunction through them. The same kernels with the
+constexpr LI=True are the leaky integrator's (ops/li/triton.py); the host helpers they share
+with li and rlif are ops/_triton_common.py.
 
 Decomposition: a 1-D grid of B * cdiv(N, BLOCK_N) programs; program p owns batch row
 p // cdiv(N, BLOCK_N) and a block of BLOCK_N neurons, and walks the whole time axis (forward
