@@ -22,7 +22,9 @@ def _load_extension():
         mod = importlib.import_module("fastsnn._C")
     except (ImportError, OSError) as e:
         return None, f"{type(e).__name__}: {e}"
-    from .ops import _fake  # noqa: F401  (fake implementations need the schemas loaded)
+    from .ops import registry
+
+    registry.import_all("fake")  # fake implementations need the schemas loaded
 
     return mod, None
 
@@ -38,9 +40,9 @@ def _load_triton():
     if not (torch.cuda.is_available() or _triton_interpret()):
         return "no CUDA device (set TRITON_INTERPRET=1 to run Triton kernels on the CPU)"
     try:
-        from .ops.li import triton as _li_triton  # noqa: F401
-        from .ops.lif import triton as _lif_triton  # noqa: F401
-        from .ops.rlif import triton as _rlif_triton  # noqa: F401
+        from .ops import registry
+
+        registry.import_all("triton")
     except Exception as e:  # ImportError, or a Triton that fails to initialise
         return f"{type(e).__name__}: {e}"
     return None

@@ -168,3 +168,49 @@ def check_backend(backend) -> str:
 def to_btn(X: torch.Tensor, batch_first: bool) -> torch.Tensor:
     """A (B, T, N) view of X, whatever its layout."""
     return X if batch_first else X.transpose(0, 1)
+
+
+def check_lif_args(X, alpha, beta, threshold, state, reset, detach_reset, surrogate, scale,
+                   normalize_input, batch_first, backend):
+    """SPEC section 6 checks shared by lif and rlif; returns the (B, T, N) view and the
+    validated parameters."""
+    check_input(X)
+    for name, flag in (("detach_reset", detach_reset), ("normalize_input", normalize_input),
+                       ("batch_first", batch_first)):
+        check_flag(flag, name)
+    check_choice(reset, "reset", RESETS)
+    check_choice(surrogate, "surrogate", SURROGATES)
+    scale = check_scale(scale)
+    backend = check_backend(backend)
+    x = to_btn(X, batch_first)
+    B, T, N = x.shape
+    alpha = check_param(alpha, "alpha", X, N, unit_interval=True)
+    beta = check_param(beta, "beta", X, N, unit_interval=True)
+    threshold = check_param(threshold, "threshold", X, N, unit_interval=False)
+    state = check_state(state, X, B, N)
+    return x, alpha, beta, threshold, state, scale, backend
+
+
+def check_li_args(X, alpha, beta, state, normalize_input, batch_first, backend):
+    """SPEC section 6 checks of li; returns the (B, T, N) view and the validated parameters."""
+    check_input(X)
+    for name, flag in (("normalize_input", normalize_input), ("batch_first", batch_first)):
+        check_flag(flag, name)
+    backend = check_backend(backend)
+    x = to_btn(X, batch_first)
+    B, T, N = x.shape
+    alpha = check_param(alpha, "alpha", X, N, unit_interval=True)
+    beta = check_param(beta, "beta", X, N, unit_interval=True)
+    state = check_state(state, X, B, N)
+    return x, alpha, beta, state, backend
+
+
+def empty_time(X, state, B, N):
+    """T = 0: an empty output, and the given state (zeros when none) as the final state: new
+    tensors in the accumulation dtype, as for T > 0, never the caller's own (a copy that keeps
+    the gradient path to the given state)."""
+    acc = acc_dtype(X.dtype)
+    if state is None:
+        return X.new_empty(X.shape), (X.new_zeros((B, N), dtype=acc),
+                                      X.new_zeros((B, N), dtype=acc))
+    return X.new_empty(X.shape), tuple(s.to(acc, copy=True) for s in state)

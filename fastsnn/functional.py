@@ -1,49 +1,15 @@
 """Public functions of SPEC section 3: ``lif``, ``rlif`` and ``li`` with the backends behind them,
 and ``spike_linear`` (a linear layer over spike inputs)."""
 
-import torch
-
 from . import _backends
-from . import _validate as V
-from ._enums import RESETS, SURROGATES
+from . import _validate as checks
 from .ops.li.function import li_fused_btn
 from .ops.li.ref import li_ref_btn
 from .ops.lif.function import lif_fused_btn
 from .ops.lif.ref import lif_ref_btn
+from .ops.rlif.ref import rlif_ref_btn
 from .ops.rlif.function import rlif_fused_btn
 from .ops.spike_linear import spike_linear  # noqa: F401  (public: fastsnn.spike_linear)
-
-
-def _empty_time(X, state, B, N):
-    """T = 0: an empty output, and the given state (zeros when none) as the final state: new
-    tensors in the accumulation dtype, as for T > 0, never the caller's own (a copy that keeps
-    the gradient path to the given state)."""
-    acc = V.acc_dtype(X.dtype)
-    if state is None:
-        return X.new_empty(X.shape), (X.new_zeros((B, N), dtype=acc),
-                                      X.new_zeros((B, N), dtype=acc))
-    return X.new_empty(X.shape), tuple(s.to(acc, copy=True) for s in state)
-
-
-def _check_lif_args(X, alpha, beta, threshold, state, reset, detach_reset, surrogate, scale,
-                    normalize_input, batch_first, backend):
-    """SPEC section 6 checks shared by lif and rlif; returns the (B, T, N) view and the
-    validated parameters."""
-    V.check_input(X)
-    for name, flag in (("detach_reset", detach_reset), ("normalize_input", normalize_input),
-                       ("batch_first", batch_first)):
-        V.check_flag(flag, name)
-    V.check_choice(reset, "reset", RESETS)
-    V.check_choice(surrogate, "surrogate", SURROGATES)
-    scale = V.check_scale(scale)
-    backend = V.check_backend(backend)
-    x = V.to_btn(X, batch_first)
-    B, T, N = x.shape
-    alpha = V.check_param(alpha, "alpha", X, N, unit_interval=True)
-    beta = V.check_param(beta, "beta", X, N, unit_interval=True)
-    threshold = V.check_param(threshold, "threshold", X, N, unit_interval=False)
-    state = V.check_state(state, X, B, N)
-    return x, alpha, beta, threshold, state, scale, backend
 
 
 def lif(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset=True,
@@ -61,13 +27,13 @@ def lif(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset
     Reference equivalent (per step): S_prev = U > thr; I = alpha*I + X_t;
     U = (beta*U + (1-beta)*I) * (1 - S_prev); S_t = U > thr.
     """
-    x, alpha, beta, threshold, state, scale, backend = _check_lif_args(
+    x, alpha, beta, threshold, state, scale, backend = checks.check_lif_args(
         X, alpha, beta, threshold, state, reset, detach_reset, surrogate, scale,
         normalize_input, batch_first, backend)
     B, T, N = x.shape
     chosen = _backends.resolve(backend, X)
     if T == 0:
-        return _empty_time(X, state, B, N)
+        return checks.empty_time(X, state, B, N)
     i0, u0 = state if state is not None else (None, None)
     args = (alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate, scale,
             normalize_input)
@@ -75,7 +41,7 @@ def lif(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset
         s, final = lif_ref_btn(x, *args)
     else:
         s, final = lif_fused_btn(x, *args, chosen)
-    return V.to_btn(s, batch_first), final
+    return checks.to_btn(s, batch_first), final
 
 
 def rlif(X, weight_rec, alpha, beta, threshold=1.0, *, state=None, detach_recurrent=False,
@@ -91,24 +57,24 @@ def rlif(X, weight_rec, alpha, beta, threshold=1.0, *, state=None, detach_recurr
     Reference equivalent (per step): S_prev = U > thr; I = alpha*I + X_t + S_prev @ V;
     U = (beta*U + (1-beta)*I) * (1 - S_prev); S_t = U > thr.
     """
-    x, alpha, beta, threshold, state, scale, backend = _check_lif_args(
+    x, alpha, beta, threshold, state, scale, backend = checks.check_lif_args(
         X, alpha, beta, threshold, state, reset, detach_reset, surrogate, scale,
         normalize_input, batch_first, backend)
     B, T, N = x.shape
-    V.check_flag(detach_recurrent, "detach_recurrent")
-    weight_rec = V.check_weight_rec(weight_rec, X, N)
+    checks.check_flag(detach_recurrent, "detach_recurrent")
+    weight_rec = checks.check_weight_rec(weight_rec, X, N)
     chosen = _backends.resolve(backend, X)
     if T == 0:
-        return _empty_time(X, state, B, N)
+        return checks.empty_time(X, state, B, N)
     i0, u0 = state if state is not None else (None, None)
     args = (alpha, beta, threshold, i0, u0, reset, detach_reset)
     if chosen == "torch":
-        s, final = lif_ref_btn(x, *args, surrogate, scale, normalize_input,
-                               weight_rec=weight_rec, detach_recurrent=detach_recurrent)
+        s, final = rlif_ref_btn(x, weight_rec, *args, detach_recurrent, surrogate, scale,
+                                normalize_input)
     else:
         s, final = rlif_fused_btn(x, weight_rec, *args, detach_recurrent, surrogate, scale,
                                   normalize_input, chosen)
-    return V.to_btn(s, batch_first), final
+    return checks.to_btn(s, batch_first), final
 
 
 def li(X, alpha, beta, *, state=None, normalize_input=True, batch_first=True, backend="auto"):
@@ -119,21 +85,15 @@ def li(X, alpha, beta, *, state=None, normalize_input=True, batch_first=True, ba
 
     Reference equivalent (per step): I = alpha*I + X_t; U = beta*U + (1-beta)*I.
     """
-    V.check_input(X)
-    for name, flag in (("normalize_input", normalize_input), ("batch_first", batch_first)):
-        V.check_flag(flag, name)
-    backend = V.check_backend(backend)
-    x = V.to_btn(X, batch_first)
+    x, alpha, beta, state, backend = checks.check_li_args(X, alpha, beta, state, normalize_input,
+                                                          batch_first, backend)
     B, T, N = x.shape
-    alpha = V.check_param(alpha, "alpha", X, N, unit_interval=True)
-    beta = V.check_param(beta, "beta", X, N, unit_interval=True)
-    state = V.check_state(state, X, B, N)
     chosen = _backends.resolve(backend, X)
     if T == 0:
-        return _empty_time(X, state, B, N)
+        return checks.empty_time(X, state, B, N)
     i0, u0 = state if state is not None else (None, None)
     if chosen == "torch":
         u, final = li_ref_btn(x, alpha, beta, i0, u0, normalize_input)
     else:
         u, final = li_fused_btn(x, alpha, beta, i0, u0, normalize_input, chosen)
-    return V.to_btn(u, batch_first), final
+    return checks.to_btn(u, batch_first), final

@@ -80,6 +80,37 @@ def li_case(*args, **kw):
     return pytest.param(c, id=c.id)
 
 
+# Cases that both the CUDA kernels (tests/test_cuda.py) and the Triton kernels
+# (tests/test_triton.py) run, each file adding its own around them: learnable parameters and no
+# state, then every I/O dtype.
+LIF_SHARED_CASES = [
+    lif_case(7, 2, 33, learn="", state=False),
+    lif_case(7, 2, 33, detach_reset=False, learn="", state=False),
+    lif_case(8, 2, 33, reset="subtract", surrogate="atan", learn="t"),
+    lif_case(9, 3, 33, reset="none", surrogate="exponential", batch_first=False, learn="ab"),
+    lif_case(8, 2, 33, detach_reset=False, learn="bt", alpha=0.0),
+    lif_case(7, 2, 33, dtype="f32"),
+    lif_case(9, 3, 40, dtype="f32", reset="subtract", detach_reset=False, surrogate="sigmoid",
+             batch_first=False, layout="sliced"),
+    lif_case(8, 2, 32, dtype="f32", reset="none", surrogate="atan", normalize_input=False),
+    lif_case(7, 2, 33, dtype="bf16"),
+    lif_case(8, 3, 32, dtype="bf16", reset="subtract", detach_reset=False,
+             surrogate="exponential", layout="sliced"),
+    lif_case(7, 2, 33, dtype="f16", detach_reset=False, surrogate="esser"),
+    lif_case(9, 2, 40, dtype="f16", reset="none", surrogate="superspike_asymptotic",
+             batch_first=False, normalize_input=False),
+]
+
+LI_SHARED_CASES = [
+    li_case(9, 2, 40, learn="", state=False, layout="sliced"),
+    li_case(6, 3, 17, learn="a", layout="nstrided"),
+    li_case(7, 2, 33, learn="ab", dtype="f32"),
+    li_case(9, 3, 40, learn="ab", dtype="f32", normalize_input=False, batch_first=False),
+    li_case(7, 2, 33, learn="ab", dtype="bf16"),
+    li_case(8, 2, 32, learn="b", dtype="f16", normalize_input=False, layout="sliced"),
+]
+
+
 def _acc(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 

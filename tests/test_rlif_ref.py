@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import fastsnn
-from fastsnn.ops.lif.ref import lif_ref_btn, lif_step_ref, rlif_ref
+from fastsnn.ops.lif.ref import lif_ref_btn, lif_step_ref
+from fastsnn.ops.rlif.ref import rlif_ref
 from fastsnn.surrogate import smooth_spike
 from test_reference import gradcheck_inputs
 

@@ -71,7 +71,7 @@ def test_strided_upstream_gradient(backend, op, kind):
 
 
 def test_unit_neuron_stride_keeps_expanded_dims():
-    from fastsnn.ops.lif.triton import unit_neuron_stride
+    from fastsnn.ops._triton_common import unit_neuron_stride
 
     g = torch.ones(()).expand(B, T, N)
     c = unit_neuron_stride(g)

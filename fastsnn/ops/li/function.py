@@ -6,18 +6,13 @@ learn; then I_t and U_t are saved in the accumulation dtype.
 
 import torch
 
-from ... import _validate as V
-from ..lif.function import (initial_state, neuron_vector, once_differentiable_fused,
-                            saved_sources, tensors_or_none)
+from .._function import (batch_sum, kernel_inputs, kernel_pair, needs,
+                         once_differentiable_fused, saved_sources, tensors_or_none)
 
 
 def kernels(backend: str):
     """(fwd, bwd) callables with the li_fwd / li_bwd op schemas for a fused backend."""
-    if backend == "triton":
-        from .triton import li_bwd_triton, li_fwd_triton
-
-        return li_fwd_triton, li_bwd_triton
-    return torch.ops.fastsnn.li_fwd, torch.ops.fastsnn.li_bwd
+    return kernel_pair("li", backend)
 
 
 class LIFunction(torch.autograd.Function):
@@ -26,11 +21,10 @@ class LIFunction(torch.autograd.Function):
                 alpha_src, beta_src):
         # x [B, T, N], alpha/beta [N], i0/u0 [B, N] (acc dtype)
         fwd, _ = kernels(backend)
-        # needs_input_grad stays True under torch.no_grad(); grad_enabled is the caller's mode
-        needs = [n and grad_enabled for n in ctx.needs_input_grad]
-        param_grads = any(needs[1:3])
+        need = needs(ctx, grad_enabled)
+        param_grads = any(need[1:3])
         u, iT, uT, i_saved, u_saved = fwd(x, alpha, beta, i0, u0, normalize_input, param_grads)
-        if any(needs[:5]):
+        if any(need[:5]):
             ctx.save_for_backward(i_saved, u_saved, i0, u0, alpha, beta,
                                   *saved_sources(alpha_src, beta_src))
         ctx.cfg = (backend, normalize_input, param_grads)
@@ -44,17 +38,15 @@ class LIFunction(torch.autograd.Function):
         _, bwd = kernels(backend)
         gx, gi0, gu0, ga, gb = bwd(gu, giT.contiguous(), guT.contiguous(), i_saved, u_saved, i0,
                                    u0, alpha, beta, normalize_input, param_grads)
-        needs = ctx.needs_input_grad
-        return (gx, ga.sum(0) if needs[1] else None, gb.sum(0) if needs[2] else None,
-                gi0 if needs[3] else None, gu0 if needs[4] else None, None, None, None, None,
+        need = ctx.needs_input_grad
+        return (gx, batch_sum(ga, need[1]), batch_sum(gb, need[2]),
+                gi0 if need[3] else None, gu0 if need[4] else None, None, None, None, None,
                 None)
 
 
 def li_fused_btn(x, alpha, beta, i0, u0, normalize_input, backend):
     """Fused LI on a (B, T, N) view with validated arguments: U, (I_T, U_T)."""
-    N, acc = x.shape[2], V.acc_dtype(x.dtype)
-    a, b = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta))
-    i0, u0 = initial_state(x, i0, u0)
+    (a, b), (i0, u0) = kernel_inputs(x, (alpha, beta), i0, u0)
     u, iT, uT = LIFunction.apply(x, a, b, i0, u0, backend, normalize_input,
                                  torch.is_grad_enabled(), *tensors_or_none((alpha, beta), (a, b)))
     return u, (iT, uT)

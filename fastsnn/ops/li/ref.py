@@ -2,14 +2,14 @@
 
 import torch
 
-from ... import _validate as V
+from ... import _validate as checks
 from ..lif.ref import as_acc
 
 
 def li_ref_btn(x, alpha, beta, i0, u0, normalize_input):
     """The loop on a (B, T, N) view; returns U (B, T, N) in x's dtype, (I_T, U_T)."""
     B, T, N = x.shape
-    acc = V.acc_dtype(x.dtype)
+    acc = checks.acc_dtype(x.dtype)
     alpha, beta = (as_acc(v, acc, x.device) for v in (alpha, beta))
     gamma = 1.0 - beta if normalize_input else torch.ones_like(beta)
     I = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
@@ -24,8 +24,13 @@ def li_ref_btn(x, alpha, beta, i0, u0, normalize_input):
 
 
 def li_ref(X, alpha, beta, *, state=None, normalize_input=True, batch_first=True):
-    """Reference of ``fastsnn.li`` with the same signature (less ``backend``)."""
-    from ...functional import li
-
-    return li(X, alpha, beta, state=state, normalize_input=normalize_input,
-              batch_first=batch_first, backend="torch")
+    """Reference of ``fastsnn.li`` with the same signature (less ``backend``): what
+    ``fastsnn.li(..., backend="torch")`` computes."""
+    x, alpha, beta, state, _ = checks.check_li_args(X, alpha, beta, state, normalize_input,
+                                                    batch_first, "torch")
+    B, T, N = x.shape
+    if T == 0:
+        return checks.empty_time(X, state, B, N)
+    i0, u0 = state if state is not None else (None, None)
+    u, final = li_ref_btn(x, alpha, beta, i0, u0, normalize_input)
+    return checks.to_btn(u, batch_first), final

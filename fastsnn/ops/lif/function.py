@@ -9,75 +9,20 @@ dtype (4 bytes per neuron-step in float32; spikes are recomputed from it exactly
 synaptic current I_t only when alpha or beta needs a gradient or the zero reset is not detached.
 Nothing is saved when no input needs a gradient.
 
-The backward is differentiable once: a double backward through it raises
-(``once_differentiable_fused``). The raising node is linked to the incoming gradients and to
-the saved inputs (parameters, state), not to X, which is not saved: a second derivative asked
-with respect to X alone finds X unused (an error, or None with allow_unused=True) instead of
-raising.
-
-The caller's alpha / beta / threshold tensors are saved too (``saved_sources``), so that
-changing one in place between forward and backward raises autograd's version-counter error,
-as on the reference backend.
+The plumbing the fused Functions share (kernel lookup, once-differentiable backward, saved
+sources of the caller's parameters, parameter vectors and initial state) is ops/_function.py.
 """
-
-import functools
 
 import torch
 
-from ... import _validate as V
 from ..._enums import RESETS, SURROGATES
-
-DOUBLE_BACKWARD_ERROR = (
-    "double backward (differentiating a gradient, e.g. torch.autograd.grad(..., "
-    "create_graph=True) and then backward through the result) is not supported by the fused "
-    "fastsnn kernels (backend 'cpu', 'cuda' or 'triton' of lif / rlif / li, and the CPU kernel "
-    "of spike_linear); use backend='torch', which supports it")
-
-
-def once_differentiable_fused(fn):
-    """``torch.autograd.function.once_differentiable`` with fastsnn's message: the backward runs
-    without building a graph, and a second backward through its results raises a RuntimeError
-    that says double backward is unsupported on the fused backends (backend='torch' supports
-    it), instead of silently giving zero second derivatives."""
-
-    @functools.wraps(fn)
-    def wrapper(ctx, *args):
-        with torch.no_grad():
-            outputs = fn(ctx, *args)
-        # grad mode is on in a backward only under create_graph=True; the gradients then depend
-        # on the inputs (through the saved tensors) even when the incoming gradients do not
-        # require grad, so every tensor result gets the raising grad_fn
-        if not torch.is_grad_enabled():
-            return outputs
-        outs = outputs if isinstance(outputs, tuple) else (outputs,)
-
-        def fake_requires_grad(t):
-            if t is not None:
-                t = t.detach()
-                t.requires_grad = True
-            return t
-
-        # the raising node also takes the incoming gradients and the saved inputs (parameters,
-        # state, weight_rec) that require grad, so that differentiating the results with respect
-        # to any of them reaches it and raises (rather than reporting them unused)
-        links = [t for t in (*args, *ctx.saved_tensors)
-                 if isinstance(t, torch.Tensor) and t.requires_grad]
-        ins = [fake_requires_grad(t) for t in outs] + links
-        err_fn = torch._C._functions.DelayedError(DOUBLE_BACKWARD_ERROR.encode(), len(ins))
-        res = err_fn(*ins)
-        res = (res if isinstance(res, tuple) else (res,))[:len(outs)]
-        return res if isinstance(outputs, tuple) else res[0]
-
-    return wrapper
+from .._function import (batch_sum, kernel_inputs, kernel_pair, needs,
+                         once_differentiable_fused, saved_sources, tensors_or_none)
 
 
 def kernels(backend: str):
     """(fwd, bwd) callables with the lif_fwd / lif_bwd op schemas for a fused backend."""
-    if backend == "triton":
-        from .triton import lif_bwd_triton, lif_fwd_triton
-
-        return lif_fwd_triton, lif_bwd_triton
-    return torch.ops.fastsnn.lif_fwd, torch.ops.fastsnn.lif_bwd
+    return kernel_pair("lif", backend)
 
 
 class LIFFunction(torch.autograd.Function):
@@ -87,10 +32,9 @@ class LIFFunction(torch.autograd.Function):
         # x [B, T, N] (unit neuron stride or any), alpha/beta/thr [N], i0/u0 [B, N] (acc dtype);
         # sources: the caller's parameter tensors (see saved_sources)
         fwd, _ = kernels(backend)
-        # needs_input_grad stays True under torch.no_grad(); grad_enabled is the caller's mode
-        needs = [n and grad_enabled for n in ctx.needs_input_grad]
-        train = any(needs[:6])
-        param_grads = train and any(needs[1:4])
+        need = needs(ctx, grad_enabled)
+        train = any(need[:6])
+        param_grads = train and any(need[1:4])
         save_i = param_grads or (train and reset == RESETS["zero"] and not detach_reset)
         s, iT, uT, u_saved, i_saved = fwd(x, alpha, beta, thr, i0, u0, reset, normalize_input,
                                           train, save_i)
@@ -109,53 +53,16 @@ class LIFFunction(torch.autograd.Function):
         gx, gi0, gu0, ga, gb, gt = bwd(gs, giT.contiguous(), guT.contiguous(), u_saved, i_saved,
                                        i0, u0, alpha, beta, thr, reset, detach_reset, surrogate,
                                        scale, normalize_input, param_grads)
-        needs = ctx.needs_input_grad
-        ga = ga.sum(0) if needs[1] else None
-        gb = gb.sum(0) if needs[2] else None
-        gt = gt.sum(0) if needs[3] else None
-        return (gx, ga, gb, gt, gi0 if needs[4] else None, gu0 if needs[5] else None,
+        need = ctx.needs_input_grad
+        return (gx, batch_sum(ga, need[1]), batch_sum(gb, need[2]), batch_sum(gt, need[3]),
+                gi0 if need[4] else None, gu0 if need[5] else None,
                 None, None, None, None, None, None, None, None, None, None)
-
-
-def tensors_or_none(values, passed):
-    """The *_src arguments of the Functions: each caller's value when it is a tensor other than
-    the one passed to the kernels (dynamo rejects the same tensor as two inputs), else None."""
-    return tuple(v if isinstance(v, torch.Tensor) and v is not p else None
-                 for v, p in zip(values, passed))
-
-
-def saved_sources(*values):
-    """The caller's tensors among alpha / beta / threshold (and weight_rec), passed to the fused
-    Functions as extra inputs that the forward saves and the backward never reads: the vectors
-    the kernels get are often copies (a 0-d tensor expanded to (N,), a dtype change), so saving
-    only those would miss an in-place change of the caller's tensor between forward and
-    backward; saving the tensor itself makes autograd's version check raise, as the reference
-    does."""
-    return tuple(v for v in values if isinstance(v, torch.Tensor))
-
-
-def neuron_vector(value, N, acc, device):
-    """A float or a scalar / (N,) tensor as a contiguous (N,) tensor of dtype acc."""
-    if isinstance(value, torch.Tensor):
-        return value.to(acc).expand(N).contiguous()
-    return torch.full((N,), value, dtype=acc, device=device)
-
-
-def initial_state(x, i0, u0):
-    """The given (I, U) in the accumulation dtype, zeros where none was given: [B, N] each."""
-    B, _, N = x.shape
-    acc = V.acc_dtype(x.dtype)
-    i0 = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
-    u0 = u0.to(acc) if u0 is not None else x.new_zeros((B, N), dtype=acc)
-    return i0, u0
 
 
 def lif_fused_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate, scale,
                   normalize_input, backend):
     """Fused LIF on a (B, T, N) view with validated arguments: S, (I_T, U_T)."""
-    N, acc = x.shape[2], V.acc_dtype(x.dtype)
-    a, b, th = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta, threshold))
-    i0, u0 = initial_state(x, i0, u0)
+    (a, b, th), (i0, u0) = kernel_inputs(x, (alpha, beta, threshold), i0, u0)
     s, iT, uT = LIFFunction.apply(x, a, b, th, i0, u0, backend, RESETS[reset], detach_reset,
                                   SURROGATES[surrogate], float(scale), normalize_input,
                                   torch.is_grad_enabled(),

@@ -7,7 +7,7 @@ float64 for float64 inputs, whatever the input dtype.
 
 import torch
 
-from ... import _validate as V
+from ... import _validate as checks
 from ...surrogate import spike as heaviside_spike
 
 
@@ -41,7 +41,7 @@ def lif_ref_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogat
     With weight_rec (V, (N, N)) it is rlif: R_t = S_{t-1} @ V joins the current every step,
     with S_{t-1} detached from the recurrence when detach_recurrent (V still learns)."""
     B, T, N = x.shape
-    acc = V.acc_dtype(x.dtype)
+    acc = checks.acc_dtype(x.dtype)
     alpha, beta, thr = (as_acc(v, acc, x.device) for v in (alpha, beta, threshold))
     gamma = 1.0 - beta if normalize_input else torch.ones_like(beta)
     I = i0.to(acc) if i0 is not None else x.new_zeros((B, N), dtype=acc)
@@ -63,23 +63,17 @@ def lif_ref_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogat
     return S.to(x.dtype), (I, U)
 
 
-def rlif_ref(X, weight_rec, alpha, beta, threshold=1.0, *, state=None, detach_recurrent=False,
-             reset="zero", detach_reset=True, surrogate="superspike", scale=10.0,
-             normalize_input=True, batch_first=True):
-    """Reference of ``fastsnn.rlif`` with the same signature (less ``backend``)."""
-    from ...functional import rlif
-
-    return rlif(X, weight_rec, alpha, beta, threshold, state=state,
-                detach_recurrent=detach_recurrent, reset=reset, detach_reset=detach_reset,
-                surrogate=surrogate, scale=scale, normalize_input=normalize_input,
-                batch_first=batch_first, backend="torch")
-
-
 def lif_ref(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_reset=True,
             surrogate="superspike", scale=10.0, normalize_input=True, batch_first=True):
-    """Reference of ``fastsnn.lif`` with the same signature (less ``backend``)."""
-    from ...functional import lif
-
-    return lif(X, alpha, beta, threshold, state=state, reset=reset, detach_reset=detach_reset,
-               surrogate=surrogate, scale=scale, normalize_input=normalize_input,
-               batch_first=batch_first, backend="torch")
+    """Reference of ``fastsnn.lif`` with the same signature (less ``backend``): what
+    ``fastsnn.lif(..., backend="torch")`` computes."""
+    x, alpha, beta, threshold, state, scale, _ = checks.check_lif_args(
+        X, alpha, beta, threshold, state, reset, detach_reset, surrogate, scale,
+        normalize_input, batch_first, "torch")
+    B, T, N = x.shape
+    if T == 0:
+        return checks.empty_time(X, state, B, N)
+    i0, u0 = state if state is not None else (None, None)
+    s, final = lif_ref_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate,
+                           scale, normalize_input)
+    return checks.to_btn(s, batch_first), final

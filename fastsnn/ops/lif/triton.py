@@ -6,7 +6,9 @@ the per-step arithmetic of csrc/lif/lif_math.h op for op, so the forward agrees 
 kernels bit for bit (the backward too, up to exp(), and in float32 on a GPU up to Triton's
 approximate division and exp). They are custom ops (``fastsnn::lif_fwd_triton``,
 ``fastsnn::lif_bwd_triton``) with fake implementations that share the allocation code, so
-``torch.compile(fullgraph=True)`` traces LIFFunction through them.
+``torch.compile(fullgraph=True)`` traces LIFFunction through them. The same kernels with the
+constexpr LI=True are the leaky integrator's (ops/li/triton.py); the host helpers they share
+with li and rlif are ops/_triton_common.py.
 
 Decomposition: a 1-D grid of B * cdiv(N, BLOCK_N) programs; program p owns batch row
 p // cdiv(N, BLOCK_N) and a block of BLOCK_N neurons, and walks the whole time axis (forward
@@ -31,8 +33,6 @@ alpha/beta/threshold partials (B, N), which the autograd Function sums (no atomi
 repeat bit for bit).
 """
 
-import contextlib
-import dataclasses
 import itertools
 
 import torch
@@ -40,8 +40,12 @@ import triton
 import triton.language as tl
 from triton.runtime.jit import JITFunction
 
-from ..._enums import RESETS, SURROGATES
 from ..._validate import IO_DTYPES, acc_dtype
+from .. import registry
+from .._triton_common import (BOOLS, RESET_CODES, SURROGATE_CODES,
+                              acc_arg, acc_args, alloc, alloc_like, check_btn, check_code,
+                              distinct_sizes, outputs, record_launches, start, tl_acc, unique,
+                              unit_neuron_stride)
 
 MAX_BLOCK_N = 128  # neurons per program (tests lower it to exercise several blocks per row)
 
@@ -80,8 +84,9 @@ def lif_fwd_kernel(
     p_x, p_s, p_alpha, p_beta, p_thr, p_i0, p_u0, p_iT, p_uT, p_u_saved, p_i_saved,
     T, N, x_sb, x_st, s_sb, s_st,
     RESET: tl.constexpr, NORMALIZE: tl.constexpr, SAVE_U: tl.constexpr, SAVE_I: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_N: tl.constexpr,
+    LI: tl.constexpr, ACC: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
+    # LI: the leaky integrator (fastsnn.li): no threshold or reset (RESET = 2), p_s gets U_t
     nblk = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0)
     i_b = (pid // nblk).to(tl.int64)  # 64-bit from here on: B*T*N may pass 2^31
@@ -91,14 +96,15 @@ def lif_fwd_kernel(
 
     b_a = tl.load(p_alpha + o_n, mask=m_n, other=0.0)  # [BLOCK_N] acc
     b_be = tl.load(p_beta + o_n, mask=m_n, other=0.0)
-    b_th = tl.load(p_thr + o_n, mask=m_n, other=0.0)
     if NORMALIZE:
         b_g = 1.0 - b_be
     else:
         b_g = tl.full([BLOCK_N], 1.0, ACC)
     b_i = tl.load(p_i0 + o_bn, mask=m_n, other=0.0)
     b_u = tl.load(p_u0 + o_bn, mask=m_n, other=0.0)
-    b_sp = heaviside(b_u, b_th, ACC)  # S_{t-1}
+    if not LI:
+        b_th = tl.load(p_thr + o_n, mask=m_n, other=0.0)
+        b_sp = heaviside(b_u, b_th, ACC)  # S_{t-1}
 
     p_xt = p_x + i_b * x_sb + o_n  # [BLOCK_N] pointers, advanced one step per iteration
     p_st = p_s + i_b * s_sb + o_n
@@ -114,8 +120,11 @@ def lif_fwd_kernel(
             b_u = b_h - b_th * b_sp
         else:
             b_u = b_h
-        b_sp = heaviside(b_u, b_th, ACC)
-        tl.store(p_st, b_sp.to(p_s.dtype.element_ty), mask=m_n)
+        if LI:
+            tl.store(p_st, b_u.to(p_s.dtype.element_ty), mask=m_n)
+        else:
+            b_sp = heaviside(b_u, b_th, ACC)
+            tl.store(p_st, b_sp.to(p_s.dtype.element_ty), mask=m_n)
         if SAVE_U:
             tl.store(p_ut, b_u, mask=m_n)
         if SAVE_I:
@@ -134,9 +143,11 @@ def lif_bwd_kernel(
     p_gi0, p_gu0, p_galpha, p_gbeta, p_gthr,
     T, N, gs_sb, gs_st, gx_sb, gx_st,
     RESET: tl.constexpr, SURROGATE: tl.constexpr, DETACH: tl.constexpr,
-    NORMALIZE: tl.constexpr, PARAMS: tl.constexpr, HAS_I: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_N: tl.constexpr,
+    NORMALIZE: tl.constexpr, PARAMS: tl.constexpr, HAS_I: tl.constexpr, HAS_U: tl.constexpr,
+    LI: tl.constexpr, ACC: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
+    # LI: the leaky integrator (fastsnn.li): no threshold, surrogate or reset (RESET = 2), p_gs
+    # is dL/dU_t; U_t and I_t are read (HAS_U, HAS_I) only for the parameter partials
     nblk = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0)
     i_b = (pid // nblk).to(tl.int64)
@@ -146,13 +157,14 @@ def lif_bwd_kernel(
 
     b_a = tl.load(p_alpha + o_n, mask=m_n, other=0.0)  # [BLOCK_N] acc
     b_be = tl.load(p_beta + o_n, mask=m_n, other=0.0)
-    b_th = tl.load(p_thr + o_n, mask=m_n, other=0.0)
     if NORMALIZE:
         b_g = 1.0 - b_be
     else:
         b_g = tl.full([BLOCK_N], 1.0, ACC)
-    k = tl.load(p_scale)  # scalar acc: a float argument would arrive as float32
-    k_atan = tl.full([BLOCK_N], 1.5707963267948966, ACC) * k  # [BLOCK_N] (pi/2) k, as C++
+    if not LI:
+        b_th = tl.load(p_thr + o_n, mask=m_n, other=0.0)
+        k = tl.load(p_scale)  # scalar acc: a float argument would arrive as float32
+        k_atan = tl.full([BLOCK_N], 1.5707963267948966, ACC) * k  # [BLOCK_N] (pi/2) k, as C++
     b_u0 = tl.load(p_u0 + o_bn, mask=m_n, other=0.0)
     b_i0 = tl.load(p_i0 + o_bn, mask=m_n, other=0.0)
 
@@ -170,24 +182,29 @@ def lif_bwd_kernel(
     p_ut = p_u_saved + (i_b * T + t_last) * N + o_n
     p_it = p_i_saved + (i_b * T + t_last) * N + o_n
     m_any = m_n & (T > 0)
-    b_u = tl.load(p_ut, mask=m_any, other=0.0)  # U_t, carried down the loop
+    if HAS_U:
+        b_u = tl.load(p_ut, mask=m_any, other=0.0)  # U_t, carried down the loop
     b_i = tl.zeros([BLOCK_N], dtype=ACC)  # I_t (0 when not saved, as in the C++ kernel)
     if HAS_I:
         b_i = tl.load(p_it, mask=m_any, other=0.0)
     for r in range(T):
         has_prev = r < T - 1  # t = T-1-r > 0: U_{t-1} is saved; else the initial state
-        b_up = tl.load(p_ut - N, mask=m_n & has_prev, other=0.0)
-        b_up = tl.where(has_prev, b_up, b_u0)  # U_{t-1}
+        if HAS_U:
+            b_up = tl.load(p_ut - N, mask=m_n & has_prev, other=0.0)
+            b_up = tl.where(has_prev, b_up, b_u0)  # U_{t-1}
         if HAS_I:
             b_ip = tl.load(p_it - N, mask=m_n & has_prev, other=0.0)
             b_ip = tl.where(has_prev, b_ip, b_i0)  # I_{t-1}
 
         # lif_step_bwd
         b_gso = tl.load(p_gst, mask=m_n, other=0.0).to(ACC)
-        b_gs = b_gso + c_gs
-        b_sg_gs = surrogate_grad(b_u - b_th, k, k_atan, SURROGATE) * b_gs
-        b_gu = b_sg_gs + c_gu
-        b_sp = heaviside(b_up, b_th, ACC)  # S_{t-1}
+        if LI:  # li_step_bwd: the incoming gradient is dL/dU_t itself
+            b_gu = b_gso + c_gu
+        else:
+            b_gs = b_gso + c_gs
+            b_sg_gs = surrogate_grad(b_u - b_th, k, k_atan, SURROGATE) * b_gs
+            b_gu = b_sg_gs + c_gu
+            b_sp = heaviside(b_up, b_th, ACC)  # S_{t-1}
         if RESET == 0:  # zero
             b_gh = b_gu * (1.0 - b_sp)
             if DETACH:
@@ -214,11 +231,13 @@ def lif_bwd_kernel(
                 b_gb += b_gh * (b_up - b_i)
             else:  # 0 * I_t as in the C++ kernel: an infinite I_t still makes NaN
                 b_gb += b_gh * (b_up - 0.0 * b_i)
-            b_gt -= b_sg_gs
+            if not LI:
+                b_gt -= b_sg_gs
             if RESET == 1:
                 b_gt -= b_sp * b_gu
 
-        b_u = b_up
+        if HAS_U:
+            b_u = b_up
         if HAS_I:
             b_i = b_ip
         p_gst -= gs_st
@@ -226,166 +245,29 @@ def lif_bwd_kernel(
         p_ut -= N
         p_it -= N
 
-    # lif_initial_state_grads: S_{-1} fed step 0's reset
-    b_sg0 = surrogate_grad(b_u0 - b_th, k, k_atan, SURROGATE) * c_gs
     tl.store(p_gi0 + o_bn, c_gi, mask=m_n)
-    tl.store(p_gu0 + o_bn, c_gu + b_sg0, mask=m_n)
+    if LI:
+        tl.store(p_gu0 + o_bn, c_gu, mask=m_n)
+    else:
+        # lif_initial_state_grads: S_{-1} fed step 0's reset
+        b_sg0 = surrogate_grad(b_u0 - b_th, k, k_atan, SURROGATE) * c_gs
+        tl.store(p_gu0 + o_bn, c_gu + b_sg0, mask=m_n)
     if PARAMS:
-        b_gt -= b_sg0
         tl.store(p_galpha + o_bn, b_ga, mask=m_n)
         tl.store(p_gbeta + o_bn, b_gb, mask=m_n)
-        tl.store(p_gthr + o_bn, b_gt, mask=m_n)
+        if not LI:
+            b_gt -= b_sg0
+            tl.store(p_gthr + o_bn, b_gt, mask=m_n)
 
 
 # False when TRITON_INTERPRET=1 was set before this module was imported.
 COMPILED = isinstance(lif_fwd_kernel, JITFunction)
 
 
-def alloc(shape, like, dtype):
-    """Every output goes through here (tests poison it with NaN)."""
-    return like.new_empty(shape, dtype=dtype)
-
-
-def alloc_like(x):
-    return torch.empty_like(x)
-
-
-def maybe_alloc(want, shape, like, dtype):
-    """The tensor, or an empty (0,) one for an output that was not asked for."""
-    return alloc(shape if want else (0,), like, dtype)
-
-
-def unit_neuron_stride(t):
-    """A [B, T, N] tensor whose neuron stride is 1: ``t`` itself when it has one (any batch and
-    time strides, 0 included, are read in place), else a copy of only what varies: batch or
-    time dimensions of stride 0 stay expanded (the gradient of ``S.sum()`` becomes one row)."""
-    if t.size(2) <= 1 or t.stride(2) == 1:
-        return t
-    c = t
-    for d in (0, 1):
-        if c.size(d) > 1 and c.stride(d) == 0:
-            c = c.narrow(d, 0, 1)
-    return c.contiguous().expand(t.shape)
-
-
-def check_btn(t, op, name):
-    if t.dim() != 3:
-        raise ValueError(f"{op}: {name} must have shape [B, T, N], got {tuple(t.shape)}")
-    if t.dtype not in IO_DTYPES:
-        raise TypeError(f"{op}: {name} must be float64, float32, bfloat16 or float16, "
-                        f"got {t.dtype}")
-
-
-def acc_arg(t, x, acc, shape, op, name):
-    """An accumulator-dtype tensor of the given shape on x's device, contiguous."""
-    if t.device != x.device:
-        raise RuntimeError(f"{op}: {name} is on {t.device} but x is on {x.device}")
-    if t.dtype != acc:
-        raise TypeError(f"{op}: {name} must be {acc}, got {t.dtype}")
-    if tuple(t.shape) != tuple(shape):
-        raise ValueError(f"{op}: {name} must have shape {list(shape)}, got {list(t.shape)}")
-    return t.contiguous()
-
-
-def acc_args(x, acc, shape, op, **tensors):
-    """acc_arg for each keyword (the argument's name) in order: a tuple of the checked tensors."""
-    return tuple(acc_arg(t, x, acc, shape, op, name) for name, t in tensors.items())
-
-
-def check_code(value, hi, op, name):
-    if not 0 <= value <= hi:
-        raise ValueError(f"{op}: {name} code must be in [0, {hi}], got {value}")
-
-
-def device_context(x):
-    """The context a launch on x's device runs in (Triton launches on the current device)."""
-    if x.device.type == "cuda":
-        return torch.cuda.device(x.device)
-    if COMPILED:
-        raise RuntimeError(
-            f"fastsnn's Triton kernels got tensors on {x.device}: they run on CUDA tensors, or on "
-            "the CPU under the Triton interpreter, which needs TRITON_INTERPRET=1 set before "
-            "fastsnn's Triton modules are first imported")
-    return contextlib.nullcontext()
-
-
 def tile_config(N):
     """(BLOCK_N, num_warps) of the LIF / LI kernels for N neurons."""
     block_n = min(max(triton.next_power_of_2(N), 16), MAX_BLOCK_N)
     return block_n, max(1, min(4, block_n // 32))
-
-
-def tl_acc(acc):
-    return tl.float64 if acc == torch.float64 else tl.float32
-
-
-# What Triton compiles a kernel for, as the wrappers launch it. Every module's kernel_variants()
-# lists these for its wrappers; tests/test_triton_aot.py compiles them ahead of time for sm_90.
-TRITON_TYPES = {torch.float64: "fp64", torch.float32: "fp32", torch.bfloat16: "bf16",
-                torch.float16: "fp16"}
-
-
-@dataclasses.dataclass(frozen=True)
-class KernelVariant:
-    """One specialisation of a Triton kernel that a wrapper launches (Triton compiles each once):
-    the kernel (its module and name), the I/O dtype of the input x, the type of each argument
-    passed by position ("*fp32" style for a tensor, "int" for an integer), the constexpr values
-    (a dtype as its Triton name, "fp32") and the compile options. Triton also specialises on the
-    values of the integers (i32 or i64, equal to 1, divisible by 16) and on pointer alignment:
-    those follow the sizes at run time and are not part of a variant."""
-
-    module: str
-    kernel: str
-    io: str
-    signature: tuple  # ((name, type), ...) in argument order
-    constexprs: tuple  # ((name, value), ...) in argument order
-    num_warps: int
-    enable_fp_fusion: bool
-
-    @classmethod
-    def of(cls, kernel, x, args, constexprs, options):
-        names = kernel.arg_names
-
-        def arg_type(name, a):
-            if isinstance(a, torch.Tensor):
-                return "*" + TRITON_TYPES[a.dtype]
-            if isinstance(a, int) and not isinstance(a, bool):
-                return "int"
-            raise TypeError(f"{kernel.fn.__name__}: argument {name} is a {type(a).__name__}")
-
-        sig = tuple((name, arg_type(name, a)) for name, a in zip(names, args))
-        consts = tuple((name, str(constexprs[name]) if isinstance(constexprs[name], tl.dtype)
-                        else constexprs[name]) for name in names if name in constexprs)
-        assert len(sig) + len(consts) == len(names), (kernel.fn.__name__, names)
-        return cls(kernel.fn.__module__, kernel.fn.__name__, TRITON_TYPES[x.dtype], sig, consts,
-                   **options)
-
-
-_RECORDERS = []  # the lists that record_launches() is filling, innermost last
-
-
-@contextlib.contextmanager
-def record_launches():
-    """Within it, kernel launches are recorded as KernelVariants in the list it yields, and no
-    kernel runs (the wrappers' outputs are then uninitialised). For listing variants, not for
-    use while other threads launch kernels: theirs would be recorded too."""
-    rec = []
-    _RECORDERS.append(rec)
-    try:
-        yield rec
-    finally:
-        _RECORDERS.remove(rec)
-
-
-def start(kernel, grid, x, args, constexprs, num_warps):
-    """kernel[grid](*args, **constexprs) on x's device with num_warps and no contraction (as the
-    C++ kernels), or its KernelVariant recorded inside record_launches()."""
-    options = dict(num_warps=num_warps, enable_fp_fusion=False)
-    if _RECORDERS:
-        _RECORDERS[-1].append(KernelVariant.of(kernel, x, args, constexprs, options))
-        return
-    with device_context(x):
-        kernel[grid](*args, **constexprs, **options)
 
 
 def launch(kernel, x, *args, **constexprs):
@@ -398,26 +280,6 @@ def launch(kernel, x, *args, **constexprs):
     block_n, num_warps = tile_config(N)
     start(kernel, (B * triton.cdiv(N, block_n),), x, args,
           dict(constexprs, ACC=tl_acc(acc_dtype(x.dtype)), BLOCK_N=block_n), num_warps)
-
-
-BOOLS = (False, True)
-RESET_CODES = range(len(RESETS))
-SURROGATE_CODES = range(len(SURROGATES))
-
-
-def distinct_sizes(config, largest):
-    """The smallest neuron count N of each distinct config(N) over N = 1, 2, 4, ... 2 * largest:
-    one N per tile configuration, for listing kernel variants."""
-    first = {}
-    n = 1
-    while n <= 2 * largest:
-        first.setdefault(config(n), n)
-        n *= 2
-    return sorted(first.values())
-
-
-def unique(variants):
-    return list(dict.fromkeys(variants))
 
 
 _FWD_SCHEMA = (
@@ -469,18 +331,12 @@ def check_bwd_args(op, grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha
 
 
 def _fwd_outputs(x, save_u, save_i):
-    # x [B, T, N] with unit neuron stride
-    B, T, N = x.shape
-    acc = acc_dtype(x.dtype)
-    return (alloc_like(x), alloc((B, N), x, acc), alloc((B, N), x, acc),
-            maybe_alloc(save_u, (B, T, N), x, acc), maybe_alloc(save_i, (B, T, N), x, acc))
+    # x [B, T, N] with unit neuron stride; this module's alloc (tests poison it)
+    return outputs(x, alloc, alloc_like, seq=(save_u, save_i))
 
 
 def _bwd_outputs(gs, param_grads):
-    B, T, N = gs.shape
-    acc = acc_dtype(gs.dtype)
-    return (alloc_like(gs), alloc((B, N), gs, acc), alloc((B, N), gs, acc),
-            *(maybe_alloc(param_grads, (B, N), gs, acc) for _ in range(3)))
+    return outputs(gs, alloc, alloc_like, part=(param_grads,) * 3)
 
 
 @torch.library.custom_op("fastsnn::lif_fwd_triton", mutates_args=(), schema=_FWD_SCHEMA)
@@ -494,7 +350,7 @@ def lif_fwd_triton(x, alpha, beta, threshold, i0, u0, reset, normalize_input, sa
     launch(lif_fwd_kernel, x,
            x, s, a, b, th, i0, u0, iT, uT, u_saved if save_u else uT,
            i_saved if save_i else iT, T, N, x.stride(0), x.stride(1), s.stride(0), s.stride(1),
-           RESET=reset, NORMALIZE=normalize_input, SAVE_U=save_u, SAVE_I=save_i)
+           RESET=reset, NORMALIZE=normalize_input, SAVE_U=save_u, SAVE_I=save_i, LI=False)
     return out
 
 
@@ -522,7 +378,7 @@ def lif_bwd_triton(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha, be
            T, N, gs.stride(0), gs.stride(1), gx.stride(0), gx.stride(1),
            RESET=reset, SURROGATE=surrogate,
            DETACH=detach_reset or reset == 2,  # only resets that read S_{t-1} can undetach
-           NORMALIZE=normalize_input, PARAMS=param_grads, HAS_I=need_i)
+           NORMALIZE=normalize_input, PARAMS=param_grads, HAS_I=need_i, HAS_U=True, LI=False)
     return out
 
 
@@ -551,3 +407,5 @@ def kernel_variants():
 
 
 __all__ = ["lif_fwd_triton", "lif_bwd_triton", "lif_fwd_kernel", "lif_bwd_kernel"]
+
+registry.TRITON_KERNELS["lif"] = (lif_fwd_triton, lif_bwd_triton)

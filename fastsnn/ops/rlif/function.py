@@ -15,18 +15,13 @@ already in the accumulation dtype). Nothing is saved when no input needs a gradi
 import torch
 
 from ..._enums import RESETS, SURROGATES
-from ..lif.function import (initial_state, neuron_vector, once_differentiable_fused,
-                            saved_sources, tensors_or_none)
-from ... import _validate as V
+from .._function import (batch_sum, kernel_inputs, kernel_pair, needs,
+                         once_differentiable_fused, saved_sources, tensors_or_none)
 
 
 def kernels(backend: str):
     """(fwd, bwd) callables with the rlif_fwd / rlif_bwd op schemas for a fused backend."""
-    if backend == "triton":
-        from .triton import rlif_bwd_triton, rlif_fwd_triton
-
-        return rlif_fwd_triton, rlif_bwd_triton
-    return torch.ops.fastsnn.rlif_fwd, torch.ops.fastsnn.rlif_bwd
+    return kernel_pair("rlif", backend)
 
 
 class RLIFFunction(torch.autograd.Function):
@@ -36,10 +31,9 @@ class RLIFFunction(torch.autograd.Function):
                 w_src, alpha_src, beta_src, thr_src):
         # x [B, T, N], w [N, N] (acc dtype, contiguous), alpha/beta/thr [N], i0/u0 [B, N]
         fwd, _ = kernels(backend)
-        # needs_input_grad stays True under torch.no_grad(); grad_enabled is the caller's mode
-        needs = [n and grad_enabled for n in ctx.needs_input_grad]
-        train = any(needs[:7])
-        param_grads = train and any(needs[2:5])
+        need = needs(ctx, grad_enabled)
+        train = any(need[:7])
+        param_grads = train and any(need[2:5])
         save_i = param_grads or (train and reset == RESETS["zero"] and not detach_reset)
         s, iT, uT, u_saved, i_saved = fwd(x, w, alpha, beta, thr, i0, u0, reset,
                                           normalize_input, train, save_i)
@@ -47,7 +41,7 @@ class RLIFFunction(torch.autograd.Function):
             ctx.save_for_backward(u_saved, i_saved, i0, u0, w, alpha, beta, thr,
                                   *saved_sources(w_src, alpha_src, beta_src, thr_src))
         ctx.cfg = (backend, reset, detach_reset, detach_recurrent, surrogate, scale,
-                   normalize_input, param_grads, train and needs[1])
+                   normalize_input, param_grads, train and need[1])
         return s, iT, uT
 
     @staticmethod
@@ -61,22 +55,17 @@ class RLIFFunction(torch.autograd.Function):
             gs, giT.contiguous(), guT.contiguous(), u_saved, i_saved, i0, u0, w, alpha, beta,
             thr, reset, detach_reset, detach_recurrent, surrogate, scale, normalize_input,
             param_grads, weight_grad)
-        needs = ctx.needs_input_grad
-        ga = ga.sum(0) if needs[2] else None
-        gb = gb.sum(0) if needs[3] else None
-        gt = gt.sum(0) if needs[4] else None
-        return (gx, gw if needs[1] else None, ga, gb, gt, gi0 if needs[5] else None,
-                gu0 if needs[6] else None, None, None, None, None, None, None, None,
-                None, None, None, None, None)
+        need = ctx.needs_input_grad
+        return (gx, gw if need[1] else None, batch_sum(ga, need[2]), batch_sum(gb, need[3]),
+                batch_sum(gt, need[4]), gi0 if need[5] else None, gu0 if need[6] else None,
+                None, None, None, None, None, None, None, None, None, None, None, None)
 
 
 def rlif_fused_btn(x, weight_rec, alpha, beta, threshold, i0, u0, reset, detach_reset,
                    detach_recurrent, surrogate, scale, normalize_input, backend):
     """Fused rlif on a (B, T, N) view with validated arguments: S, (I_T, U_T)."""
-    N, acc = x.shape[2], V.acc_dtype(x.dtype)
-    a, b, th = (neuron_vector(v, N, acc, x.device) for v in (alpha, beta, threshold))
-    w = weight_rec.to(acc).contiguous()
-    i0, u0 = initial_state(x, i0, u0)
+    (a, b, th), (i0, u0) = kernel_inputs(x, (alpha, beta, threshold), i0, u0)
+    w = weight_rec.to(a.dtype).contiguous()
     s, iT, uT = RLIFFunction.apply(x, w, a, b, th, i0, u0, backend, RESETS[reset], detach_reset,
                                    detach_recurrent, SURROGATES[surrogate], float(scale),
                                    normalize_input, torch.is_grad_enabled(),

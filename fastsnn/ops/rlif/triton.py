@@ -79,9 +79,11 @@ import triton
 import triton.language as tl
 
 from ..._validate import IO_DTYPES, acc_dtype
-from ..lif.triton import (BOOLS, RESET_CODES, SURROGATE_CODES, acc_arg, check_bwd_args,
-                          check_fwd_args, distinct_sizes, heaviside, record_launches, start,
-                          surrogate_grad, tl_acc, unique, unit_neuron_stride)
+from .. import registry
+from .._triton_common import (BOOLS, RESET_CODES, SURROGATE_CODES, acc_arg, alloc,
+                              alloc_like, distinct_sizes, outputs, record_launches, start,
+                              tl_acc, unique, unit_neuron_stride)
+from ..lif.triton import check_bwd_args, check_fwd_args, heaviside, surrogate_grad
 
 BLOCK_B = 16  # batch rows per program (tl.dot needs >= 16)
 MAX_DIRECT_N = 32  # up to this many neurons (rounded up to a power of 2): the direct path
@@ -465,20 +467,6 @@ def rlif_bwd_kernel(
                          mask=m)
 
 
-def alloc(shape, like, dtype):
-    """Every output goes through here (tests poison it with NaN)."""
-    return like.new_empty(shape, dtype=dtype)
-
-
-def alloc_like(x):
-    return torch.empty_like(x)
-
-
-def maybe_alloc(want, shape, like, dtype):
-    """The tensor, or an empty (0,) one for an output that was not asked for."""
-    return alloc(shape if want else (0,), like, dtype)
-
-
 def plan(N):
     """(chunked, BLOCK_N) for N neurons: the direct path up to MAX_DIRECT_N, else chunked."""
     block_n = max(16, triton.next_power_of_2(N))
@@ -520,19 +508,12 @@ _BWD_SCHEMA = (
 
 
 def _fwd_outputs(x, save_u, save_i):
-    # x [B, T, N] with unit neuron stride
-    B, T, N = x.shape
-    acc = acc_dtype(x.dtype)
-    return (alloc_like(x), alloc((B, N), x, acc), alloc((B, N), x, acc),
-            maybe_alloc(save_u, (B, T, N), x, acc), maybe_alloc(save_i, (B, T, N), x, acc))
+    # x [B, T, N] with unit neuron stride; this module's alloc (tests poison it)
+    return outputs(x, alloc, alloc_like, seq=(save_u, save_i))
 
 
 def _bwd_outputs(gs, param_grads, weight_grad):
-    B, T, N = gs.shape
-    acc = acc_dtype(gs.dtype)
-    return (alloc_like(gs), alloc((B, N), gs, acc), alloc((B, N), gs, acc),
-            *(maybe_alloc(param_grads, (B, N), gs, acc) for _ in range(3)),
-            maybe_alloc(weight_grad, (N, N), gs, acc))
+    return outputs(gs, alloc, alloc_like, part=(param_grads,) * 3, square=(weight_grad,))
 
 
 @torch.library.custom_op("fastsnn::rlif_fwd_triton", mutates_args=(), schema=_FWD_SCHEMA)
@@ -619,7 +600,7 @@ def _(grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, weight_rec, alpha, bet
 
 
 def kernel_variants():
-    """Every KernelVariant (fastsnn/ops/lif/triton.py) that rlif_fwd_triton and rlif_bwd_triton
+    """Every KernelVariant (fastsnn/ops/_triton_common.py) that rlif_fwd_triton and rlif_bwd_triton
     can launch: their whole argument space (the I/O dtypes, one N per plan(N), every reset and
     surrogate code and flag) run through them with the launches recorded, duplicates dropped."""
     with record_launches() as rec:
@@ -640,3 +621,5 @@ def kernel_variants():
 
 
 __all__ = ["rlif_fwd_triton", "rlif_bwd_triton", "rlif_fwd_kernel", "rlif_bwd_kernel"]
+
+registry.TRITON_KERNELS["rlif"] = (rlif_fwd_triton, rlif_bwd_triton)

@@ -14,8 +14,8 @@ product would give NaN there); NaN or infinite entries of x propagate as in F.li
 import torch
 import torch.nn.functional as F
 
-from .. import _backends
-from .lif.function import once_differentiable_fused
+from ... import _backends
+from .._function import once_differentiable_fused
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
