@@ -1,7 +1,7 @@
 """Triton kernels of the fused leaky-integrator scans: the "triton" backend of ``fastsnn.li``.
 
 ``li_fwd_triton`` / ``li_bwd_triton`` have the schemas and semantics of
-``torch.ops.fastsnn.li_fwd`` / ``li_bwd`` (csrc/ops.cpp, host code csrc/li/li.cpp) and repeat the
+``torch.ops.fastsnn.li_fwd`` / ``li_bwd`` (schemas and host code in csrc/li/li.cpp) and repeat the
 per-step arithmetic of csrc/li/li_math.h op for op. Same decomposition, dtypes, custom-op
 registration and host helpers as fastsnn/ops/lif/triton.py, whose kernels it launches with the
 constexpr LI=True: the LIF scan without threshold, reset or spikes (RESET = 2, none), writing

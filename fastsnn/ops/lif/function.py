@@ -1,7 +1,7 @@
 """The autograd Function around the fused LIF scans (one forward launch, one backward launch).
 
 The same Function serves every fused backend: ``kernels(backend)`` gives the pair of forward and
-backward ops with the schemas of csrc/ops.cpp (torch.ops.fastsnn.* for "cpu" and "cuda", the
+backward ops with the schemas of csrc/lif/lif.cpp (torch.ops.fastsnn.* for "cpu" and "cuda", the
 Triton implementations for "triton").
 
 Saved for the backward (SPEC section 4): the membrane U_t of every step in the accumulation

@@ -1,7 +1,7 @@
 """Triton kernels of the fused LIF scans: the "triton" backend of ``fastsnn.lif``.
 
 ``lif_fwd_triton`` / ``lif_bwd_triton`` have the schemas and semantics of
-``torch.ops.fastsnn.lif_fwd`` / ``lif_bwd`` (csrc/ops.cpp, host code csrc/lif/lif.cpp) and repeat
+``torch.ops.fastsnn.lif_fwd`` / ``lif_bwd`` (schemas and host code in csrc/lif/lif.cpp) and repeat
 the per-step arithmetic of csrc/lif/lif_math.h op for op, so the forward agrees with the C++
 kernels bit for bit (the backward too, up to exp(), and in float32 on a GPU up to Triton's
 approximate division and exp). They are custom ops (``fastsnn::lif_fwd_triton``,

@@ -3,7 +3,7 @@
 One forward launch walks time with the recurrent product R_t = S_{t-1} @ V inside the loop;
 one backward launch walks time in reverse with gI_{t+1} @ Vᵀ inside the loop and returns dV
 (SPEC sections 4 and 5). ``kernels(backend)`` gives the pair of ops with the rlif_fwd /
-rlif_bwd schemas of csrc/ops.cpp (torch.ops.fastsnn.* for "cpu" and "cuda", the Triton
+rlif_bwd schemas of csrc/rlif/rlif.cpp (torch.ops.fastsnn.* for "cpu" and "cuda", the Triton
 implementations for "triton").
 
 Saved for the backward: as for lif, the membrane U_t (spikes, and so S_{t-1} for the recurrence

@@ -1,7 +1,7 @@
 """Triton kernels of the fused recurrent LIF scans: the "triton" backend of ``fastsnn.rlif``.
 
 ``rlif_fwd_triton`` / ``rlif_bwd_triton`` have the schemas and semantics of
-``torch.ops.fastsnn.rlif_fwd`` / ``rlif_bwd`` (csrc/ops.cpp) and are custom ops
+``torch.ops.fastsnn.rlif_fwd`` / ``rlif_bwd`` (csrc/rlif/rlif.cpp) and are custom ops
 (``fastsnn::rlif_fwd_triton``, ``fastsnn::rlif_bwd_triton``) with fake implementations, so
 ``torch.compile(fullgraph=True)`` traces RLIFFunction through them. The per-neuron arithmetic is
 that of the LIF kernels (fastsnn/ops/lif/triton.py, csrc/lif/lif_math.h) with the recurrent
