@@ -8,6 +8,12 @@ run; ops/_function.py finds an op's kernels through it. A new op is a folder and
   function  the autograd Function around the fused kernels
   triton    the Triton kernels and their custom ops <op>_fwd_triton / <op>_bwd_triton, or None
   fake      the fake implementations of the C++ ops torch.ops.fastsnn.<op>_fwd / <op>_bwd
+  public    the public function, ``fastsnn.<public>``
+  backends  the fused backends the op has (each runs where available_backends() lists it)
+
+Each op with a reference module also defines ``example(B, T, N, dtype, seed)`` there:
+tests/test_registry_ops.py calls it to check every fused backend of every op in this table
+against the reference, so a new op is tested there without editing the test.
 """
 
 import importlib
@@ -16,13 +22,15 @@ _PACKAGE = __name__.rpartition(".")[0]  # fastsnn.ops
 
 OPS = {
     "lif": {"ref": "lif.ref", "function": "lif.function", "triton": "lif.triton",
-            "fake": "lif.fake"},
-    "li": {"ref": "li.ref", "function": "li.function", "triton": "li.triton", "fake": "li.fake"},
+            "fake": "lif.fake", "public": "lif", "backends": ("cpu", "cuda", "triton")},
+    "li": {"ref": "li.ref", "function": "li.function", "triton": "li.triton", "fake": "li.fake",
+           "public": "li", "backends": ("cpu", "cuda", "triton")},
     "rlif": {"ref": "rlif.ref", "function": "rlif.function", "triton": "rlif.triton",
-             "fake": "rlif.fake"},
+             "fake": "rlif.fake", "public": "rlif", "backends": ("cpu", "cuda", "triton")},
     # no reference module (F.linear is the reference) and no Triton kernels
     "spike_linear": {"ref": None, "function": "spike_linear.function", "triton": None,
-                     "fake": "spike_linear.fake"},
+                     "fake": "spike_linear.fake", "public": "spike_linear",
+                     "backends": ("cpu",)},
 }
 
 PARTS = ("ref", "function", "triton", "fake")

@@ -34,3 +34,20 @@ def li_ref(X, alpha, beta, *, state=None, normalize_input=True, batch_first=True
     i0, u0 = state if state is not None else (None, None)
     u, final = li_ref_btn(x, alpha, beta, i0, u0, normalize_input)
     return checks.to_btn(u, batch_first), final
+
+
+def example(B, T, N, dtype, seed=0):
+    """Arguments of ``fastsnn.li`` for the registry-driven tests (tests/test_registry_ops.py):
+    (leaves, args) as lif's ``example``: X, alpha, beta and the state are leaves."""
+    g = torch.Generator().manual_seed(seed)
+    acc = checks.acc_dtype(dtype)
+    leaves = [torch.randn(B, T, N, generator=g).to(dtype),
+              0.6 + 0.35 * torch.rand(N, generator=g, dtype=acc),
+              0.7 + 0.25 * torch.rand(N, generator=g, dtype=acc),
+              0.1 * torch.randn(B, N, generator=g, dtype=acc),
+              0.1 * torch.randn(B, N, generator=g, dtype=acc)]
+
+    def args(v):
+        return (v[0], v[1], v[2]), {"state": (v[3], v[4])}
+
+    return [t.requires_grad_() for t in leaves], args

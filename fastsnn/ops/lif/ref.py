@@ -77,3 +77,24 @@ def lif_ref(X, alpha, beta, threshold=1.0, *, state=None, reset="zero", detach_r
     s, final = lif_ref_btn(x, alpha, beta, threshold, i0, u0, reset, detach_reset, surrogate,
                            scale, normalize_input)
     return checks.to_btn(s, batch_first), final
+
+
+
+def example(B, T, N, dtype, seed=0):
+    """Arguments of ``fastsnn.lif`` for the registry-driven tests (tests/test_registry_ops.py):
+    (leaves, args) where args(leaves) gives the call's positional and keyword arguments (less
+    ``backend``). Every input that can learn is a leaf (X, alpha, beta, threshold, the state),
+    the zero reset is not detached, and about a fifth of the neuron-steps spike."""
+    g = torch.Generator().manual_seed(seed)
+    acc = checks.acc_dtype(dtype)
+    leaves = [(0.6 + 0.8 * torch.randn(B, T, N, generator=g)).to(dtype),
+              0.6 + 0.35 * torch.rand(N, generator=g, dtype=acc),
+              0.7 + 0.25 * torch.rand(N, generator=g, dtype=acc),
+              0.8 + 0.4 * torch.rand(N, generator=g, dtype=acc),
+              0.1 * torch.randn(B, N, generator=g, dtype=acc),
+              0.1 * torch.randn(B, N, generator=g, dtype=acc)]
+
+    def args(v):
+        return (v[0], v[1], v[2], v[3]), {"state": (v[4], v[5]), "detach_reset": False}
+
+    return [t.requires_grad_() for t in leaves], args
