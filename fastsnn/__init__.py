@@ -2,10 +2,11 @@
 
 from ._backends import available_backends
 from . import data, losses, nn, regularizers
-from .functional import li, lif, rlif, spike_linear
+from .functional import adlif, li, lif, rlif, spike_linear
 
 __version__ = "0.1.0"
-__all__ = ["lif", "rlif", "li", "spike_linear", "nn", "data", "losses", "regularizers", "available_backends", "empty_cache", "__version__"]
+__all__ = ["lif", "rlif", "li", "adlif", "spike_linear", "nn", "data", "losses", "regularizers",
+           "available_backends", "empty_cache", "__version__"]
 
 
 def empty_cache() -> None:

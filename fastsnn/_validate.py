@@ -214,3 +214,51 @@ def empty_time(X, state, B, N):
         return X.new_empty(X.shape), (X.new_zeros((B, N), dtype=acc),
                                       X.new_zeros((B, N), dtype=acc))
     return X.new_empty(X.shape), tuple(s.to(acc, copy=True) for s in state)
+
+
+ADLIF_VARIANTS = ("se", "ef")
+
+
+def check_adlif_state(state, X: torch.Tensor, B: int, N: int):
+    """state of adlif: None or a triple (u, w, z) of (B, N) tensors on X's device."""
+    if state is None:
+        return None
+    if not isinstance(state, (tuple, list)) or len(state) != 3:
+        raise TypeError("state must be None or a triple (u, w, z) of (B, N) tensors (the "
+                        f"membrane, adaptation and spikes of step -1), got {_what(state)}")
+    return tuple(_check_tensor_arg(s, f"state[{i}] ({name})", X, (B, N), "(B, N)")
+                 for i, (name, s) in enumerate(zip("uwz", state)))
+
+
+def _what(value):
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return type(value).__name__
+
+
+def check_adlif_args(X, alpha, beta, a, b, threshold, weight_rec, variant, state, reset,
+                     detach_reset, detach_recurrent, surrogate, scale, batch_first, backend):
+    """SPEC section 6 and 7 checks of adlif; returns the (B, T, N) view and the validated
+    arguments."""
+    check_input(X)
+    for name, flag in (("detach_reset", detach_reset), ("detach_recurrent", detach_recurrent),
+                       ("batch_first", batch_first)):
+        check_flag(flag, name)
+    if not isinstance(variant, str) or variant not in ADLIF_VARIANTS:
+        raise ValueError(f"variant must be one of {ADLIF_VARIANTS} (symplectic Euler, Euler "
+                         f"forward), got {variant!r}")
+    check_choice(reset, "reset", RESETS)
+    check_choice(surrogate, "surrogate", SURROGATES)
+    scale = check_scale(scale)
+    backend = check_backend(backend)
+    x = to_btn(X, batch_first)
+    B, T, N = x.shape
+    alpha = check_param(alpha, "alpha", X, N, unit_interval=True)
+    beta = check_param(beta, "beta", X, N, unit_interval=True)
+    a = check_param(a, "a", X, N, unit_interval=False)
+    b = check_param(b, "b", X, N, unit_interval=False)
+    threshold = check_param(threshold, "threshold", X, N, unit_interval=False)
+    if weight_rec is not None:
+        weight_rec = check_weight_rec(weight_rec, X, N)
+    state = check_adlif_state(state, X, B, N)
+    return x, alpha, beta, a, b, threshold, weight_rec, state, scale, backend

@@ -1,8 +1,9 @@
 """Public functions of SPEC section 3: ``lif``, ``rlif`` and ``li`` with the backends behind them,
-and ``spike_linear`` (a linear layer over spike inputs)."""
+``adlif`` (SPEC section 7), and ``spike_linear`` (a linear layer over spike inputs)."""
 
 from . import _backends
 from . import _validate as checks
+from .ops.adlif.ref import adlif_ref_btn
 from .ops.li.function import li_fused_btn
 from .ops.li.ref import li_ref_btn
 from .ops.lif.function import lif_fused_btn
@@ -97,3 +98,34 @@ def li(X, alpha, beta, *, state=None, normalize_input=True, batch_first=True, ba
     else:
         u, final = li_fused_btn(x, alpha, beta, i0, u0, normalize_input, chosen)
     return checks.to_btn(u, batch_first), final
+
+
+def adlif(X, alpha, beta, a, b, threshold=1.0, *, weight_rec=None, variant="se", state=None,
+          reset="zero", detach_reset=True, detach_recurrent=False, surrogate="superspike",
+          scale=10.0, batch_first=True, backend="auto"):
+    """Adaptive LIF neurons (adLIF, SE-adLIF) over a whole sequence (SPEC section 7).
+
+    X: input current, (B, T, N) if ``batch_first`` else (T, B, N). alpha: the membrane decay,
+    beta: the adaptation decay (both in [0, 1]; note the names differ from lif's); a, b: the
+    adaptation's coupling to the membrane and to the spikes; threshold. Each a float or a tensor
+    broadcasting to (N,); tensors that require grad get gradients. weight_rec: optional (N, N)
+    recurrent weight V, R_t = Z_{t-1} @ V added to the input current. variant: "se"
+    (symplectic Euler, the default) or "ef" (Euler forward). state: optional triple (u, w, z)
+    of (B, N) tensors, the state of step -1. Returns Z (spikes, the shape and dtype of X) and
+    the final state (u_T, w_T, z_T) in float32 (float64 for float64 X).
+
+    Backends: the reference ("torch"; "auto" runs it) for now. The fused kernels (one launch
+    each way, as ``rlif``) are not built yet: asking for "cpu", "cuda" or "triton" raises.
+    """
+    x, alpha, beta, a, b, threshold, weight_rec, state, scale, backend = checks.check_adlif_args(
+        X, alpha, beta, a, b, threshold, weight_rec, variant, state, reset, detach_reset,
+        detach_recurrent, surrogate, scale, batch_first, backend)
+    if backend not in ("auto", "torch"):
+        raise NotImplementedError(
+            f"adlif: backend={backend!r} is not available yet (no fused adLIF kernels); use "
+            "backend='torch' or 'auto', which run the reference")
+    Z, final = adlif_ref_btn(x, alpha, beta, a, b, threshold, state, weight_rec=weight_rec,
+                             variant=variant, reset=reset, detach_reset=detach_reset,
+                             detach_recurrent=detach_recurrent, surrogate=surrogate,
+                             scale=scale)
+    return checks.to_btn(Z, batch_first), final

@@ -248,3 +248,55 @@ def test_manual_backward_matches_reference(variant, reset, detach_reset, recurre
     for name, x, y, i in zip(names, want, got, inputs):
         x = torch.zeros_like(i) if x is None else x
         torch.testing.assert_close(y, x, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_public_function_runs_the_reference():
+    """fastsnn.adlif (backend "torch" and "auto") is the reference with checked arguments, in
+    both layouts."""
+    import fastsnn
+
+    g = torch.Generator().manual_seed(9)
+    X = torch.randn(3, 8, 6, generator=g) + 0.8
+    V = 0.3 * torch.randn(6, 6, generator=g)
+    state = tuple(0.1 * torch.randn(3, 6, generator=g) for _ in range(3))
+    want = adlif_ref_btn(X, 0.9, 0.95, 0.5, 1.0, 1.0, state, weight_rec=V, variant="ef")
+    for backend in ("torch", "auto"):
+        got = fastsnn.adlif(X, 0.9, 0.95, 0.5, 1.0, weight_rec=V, variant="ef", state=state,
+                            backend=backend)
+        assert torch.equal(got[0], want[0])
+        assert all(torch.equal(x, y) for x, y in zip(got[1], want[1]))
+    Zt, _ = fastsnn.adlif(X.transpose(0, 1), 0.9, 0.95, 0.5, 1.0, weight_rec=V, variant="ef",
+                          state=state, batch_first=False)
+    assert torch.equal(Zt.transpose(0, 1), want[0])
+
+
+@pytest.mark.parametrize("kwargs,err,match", [
+    ({"variant": "rk4"}, ValueError, "variant"),
+    ({"state": (torch.zeros(2, 3), torch.zeros(2, 3))}, TypeError, "triple"),
+    ({"state": (torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3, 3))}, ValueError,
+     r"state\[2\] \(z\)"),
+    ({"a": torch.zeros(4)}, ValueError, "a must"),
+    ({"b": torch.zeros(2, 3)}, ValueError, "b must"),
+    ({"alpha": 1.5}, ValueError, "alpha"),
+    ({"beta": torch.full((3,), -0.1)}, ValueError, "beta"),
+    ({"threshold": float("nan")}, ValueError, "threshold"),
+    ({"weight_rec": torch.zeros(3, 4)}, ValueError, "weight_rec"),
+    ({"reset": "soft"}, ValueError, "reset"),
+    ({"backend": "cpu"}, NotImplementedError, "no fused adLIF kernels"),
+])
+def test_bad_arguments_name_the_argument(kwargs, err, match):
+    import fastsnn
+
+    args = dict(alpha=0.9, beta=0.95, a=0.5, b=1.0)
+    args.update(kwargs)
+    with pytest.raises(err, match=match):
+        fastsnn.adlif(torch.zeros(2, 5, 3), **args)
+
+
+def test_empty_time_public():
+    import fastsnn
+
+    state = tuple(torch.randn(2, 3) for _ in range(3))
+    Z, out = fastsnn.adlif(torch.zeros(2, 0, 3), 0.9, 0.9, 0.5, 1.0, state=state)
+    assert Z.shape == (2, 0, 3)
+    assert all(torch.equal(s, o) and s.data_ptr() != o.data_ptr() for s, o in zip(state, out))

@@ -72,3 +72,27 @@ def adlif_ref_btn(x, alpha, beta, a, b, threshold, state=None, *, weight_rec=Non
     if not out and state is not None:  # T = 0: new tensors, never the caller's own
         u, w, z = (s.clone() for s in (u, w, z))
     return Z.to(x.dtype), (u, w, z)
+
+
+def example(B, T, N, dtype, seed=0):
+    """Arguments of ``fastsnn.adlif`` for the registry-driven tests (tests/test_registry_ops.py):
+    (leaves, args) as lif's ``example``: X, V, alpha, beta, a, b, threshold and the state are
+    leaves, the reset is not detached, and S_{t-1} is differentiable through the recurrence."""
+    g = torch.Generator().manual_seed(seed)
+    acc = acc_dtype(dtype)
+    leaves = [(0.8 + 1.0 * torch.randn(B, T, N, generator=g)).to(dtype),
+              0.5 * torch.randn(N, N, generator=g, dtype=acc) / N ** 0.5,
+              0.8 + 0.15 * torch.rand(N, generator=g, dtype=acc),
+              0.9 + 0.09 * torch.rand(N, generator=g, dtype=acc),
+              torch.rand(N, generator=g, dtype=acc),
+              2 * torch.rand(N, generator=g, dtype=acc),
+              0.5 + 0.5 * torch.rand(N, generator=g, dtype=acc),
+              0.1 * torch.randn(B, N, generator=g, dtype=acc),
+              0.1 * torch.randn(B, N, generator=g, dtype=acc),
+              (torch.rand(B, N, generator=g) > 0.5).to(acc)]
+
+    def args(v):
+        return (v[0], v[2], v[3], v[4], v[5], v[6]), {
+            "weight_rec": v[1], "state": (v[7], v[8], v[9]), "detach_reset": False}
+
+    return [t.requires_grad_() for t in leaves], args
