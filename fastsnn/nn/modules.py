@@ -107,7 +107,7 @@ def constrain_parameters(model: nn.Module) -> nn.Module:
         loss.backward(); optimizer.step(); fastsnn.nn.constrain_parameters(model)
     """
     for m in model.modules():
-        if isinstance(m, (LIFNeuron, LeakyIntegrator)):
+        if isinstance(m, (LIFNeuron, LeakyIntegrator, AdLIF)):
             m.constrain_()
     return model
 
@@ -258,3 +258,110 @@ class LeakyIntegrator(nn.Module):
         x = _project(self.linear, x, self.spike_input, self.options["backend"])
         return F.li(x, _in_range(self.alpha, 0.0, 1.0),
                     _in_range(self.beta, 0.0, 1.0), state=state, **self.options)
+
+
+def _range(value, name):
+    """A (lo, hi) pair of finite reals with lo <= hi."""
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in value)
+            or not all(math.isfinite(v) for v in value) or value[0] > value[1]):
+        raise ValueError(f"{name} must be a pair (lo, hi) of finite reals with lo <= hi, "
+                         f"got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+class AdLIF(nn.Module):
+    """Linear(in_features, out_features), an optional recurrent weight V (N, N) and adaptive LIF
+    neurons (``fastsnn.adlif``, SPEC section 7): x (B, T, in) -> spikes, as SE-adLIF (Baronig
+    et al. 2025) and adLIF (Bittar & Garner 2022) build their layers.
+
+    Per-neuron parameters, each learned and kept in the published ranges:
+
+    - ``alpha`` (membrane decay) and ``beta`` (adaptation decay), stored as decays and
+      initialised uniformly between exp(-1/tau_min) and exp(-1/tau_max) of ``tau_u_range``
+      (default 5 to 25 steps) and ``tau_w_range`` (60 to 300 steps);
+    - ``a`` in ``a_range`` (default [0, 1]) and ``b`` in ``b_range`` ([0, 2]), initialised
+      uniformly there; the neuron gets q * a and q * b (``q``, default 120, the published scale
+      of the adaptation's drive).
+
+    Ranges are kept by clamping, as the published code does after each optimizer step: the
+    forward uses the stored values clamped into their ranges (the gradient passes straight
+    through, so a value pushed past a bound still learns), and ``constrain_()`` (or
+    ``fastsnn.nn.constrain_parameters(model)``) clamps the stored values in place after
+    ``optimizer.step()``. Clamping, not a reparametrisation, so that the stored parameters are
+    the decays and couplings themselves and the gradient is the one of the published models.
+
+    V starts orthogonal (the published initialisation); the input weights as nn.Linear.
+    threshold: > 0, fixed. spike_input=True: x is mostly zeros (spikes), and on the CPU the
+    projection skips them (``fastsnn.spike_linear``). The other keyword arguments (variant,
+    reset, detach_reset, detach_recurrent, surrogate, scale, batch_first, backend) go to
+    ``fastsnn.adlif``. Forward: (x, state=None) -> (Z, (u_T, w_T, z_T)).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, recurrent=True, variant="se",
+                 tau_u_range=(5.0, 25.0), tau_w_range=(60.0, 300.0), a_range=(0.0, 1.0),
+                 b_range=(0.0, 2.0), q=120.0, threshold=1.0, spike_input=False, reset="zero",
+                 detach_reset=True, detach_recurrent=False, surrogate="superspike", scale=10.0,
+                 batch_first=True, backend="auto"):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=bias)
+        self.spike_input = bool(spike_input)
+        self.tau_u_range = _range(tau_u_range, "tau_u_range")
+        self.tau_w_range = _range(tau_w_range, "tau_w_range")
+        if min(self.tau_u_range + self.tau_w_range) <= 0:
+            raise ValueError("tau_u_range and tau_w_range must be positive numbers of steps")
+        self.a_range = _range(a_range, "a_range")
+        self.b_range = _range(b_range, "b_range")
+        self.q = _check_real(q, "q", lambda v: math.isfinite(v), "a finite real number")
+        self.threshold = _check_real(threshold, "threshold", lambda v: 0 < v < math.inf,
+                                     "a finite real number > 0")
+        n = out_features
+        self.alpha = nn.Parameter(torch.empty(n))
+        self.beta = nn.Parameter(torch.empty(n))
+        self.a = nn.Parameter(torch.empty(n))
+        self.b = nn.Parameter(torch.empty(n))
+        self.weight_rec = nn.Parameter(torch.empty(n, n)) if recurrent else None
+        self.options = dict(variant=variant, reset=reset, detach_reset=detach_reset,
+                            detach_recurrent=detach_recurrent, surrogate=surrogate,
+                            scale=scale, batch_first=batch_first, backend=backend)
+        self.reset_parameters()
+
+    def decay_range(self, taus):
+        return math.exp(-1.0 / taus[0]), math.exp(-1.0 / taus[1])
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.alpha.uniform_(*self.decay_range(self.tau_u_range))
+            self.beta.uniform_(*self.decay_range(self.tau_w_range))
+            self.a.uniform_(*self.a_range)
+            self.b.uniform_(*self.b_range)
+            if self.weight_rec is not None:
+                nn.init.orthogonal_(self.weight_rec)
+
+    def constrain_(self):
+        """Clamp alpha, beta, a and b into their ranges in place (the values the forward uses
+        anyway); call it after ``optimizer.step()``. Returns self."""
+        _project_(self.alpha, *self.decay_range(self.tau_u_range))
+        _project_(self.beta, *self.decay_range(self.tau_w_range))
+        _project_(self.a, *self.a_range)
+        _project_(self.b, *self.b_range)
+        return self
+
+    def adlif_params(self):
+        """(alpha, beta, a, b) as the forward passes them: in range, a and b times q."""
+        return (_in_range(self.alpha, *self.decay_range(self.tau_u_range)),
+                _in_range(self.beta, *self.decay_range(self.tau_w_range)),
+                self.q * _in_range(self.a, *self.a_range),
+                self.q * _in_range(self.b, *self.b_range))
+
+    def forward(self, x, state=None):
+        x = _project(self.linear, x, self.spike_input, self.options["backend"])
+        return F.adlif(x, *self.adlif_params(), self.threshold, weight_rec=self.weight_rec,
+                       state=state, **self.options)
+
+    def extra_repr(self):
+        return (f"in_features={self.linear.in_features}, out_features={self.linear.out_features}"
+                f", recurrent={self.weight_rec is not None}, tau_u_range={self.tau_u_range}, "
+                f"tau_w_range={self.tau_w_range}, a_range={self.a_range}, "
+                f"b_range={self.b_range}, q={self.q}, threshold={self.threshold}, "
+                + ", ".join(f"{k}={v!r}" for k, v in self.options.items()))
