@@ -3,7 +3,8 @@
 "The remarkable robustness of surrogate gradient learning for instilling complex function in
 spiking neural networks" (Neural Computation 33(4), 2021), its Randman task with fastsnn's
 modules: 20 input spike trains -> 100 recurrent current-based LIF neurons
-(``fastsnn.nn.RecurrentLIF``, or ``fastsnn.nn.LIF`` with ``--no-recurrent``) -> 10 non-spiking
+(``fastsnn.nn.RecurrentLIF``, or ``fastsnn.nn.LIF`` with ``--no-recurrent``; ``--neuron adlif``
+puts the adaptive LIF of SPEC section 7 there, ``fastsnn.nn.AdLIF``) -> 10 non-spiking
 leaky-integrator readouts (``fastsnn.nn.LeakyIntegrator``). SuperSpike surrogate with scale 10,
 tau_mem = 10 ms, tau_syn = 5 ms, dt = 1 ms (alpha = exp(-dt/tau_syn), beta = exp(-dt/tau_mem)),
 the paper's multiplicative reset and (1 - beta) input normalization; cross-entropy of the
@@ -114,6 +115,9 @@ def build_parser():
                         "fastsnn.spike_linear; the reference always uses dense products)")
     m.add_argument("--surrogate", default="superspike", choices=SURROGATE_CHOICES)
     m.add_argument("--scale", type=float, default=10.0, help="surrogate scale k")
+    m.add_argument("--neuron", default="lif", choices=("lif", "adlif"),
+                   help="hidden neurons: the paper's current-based LIF, or the adaptive LIF of "
+                        "SPEC section 7 (fastsnn.nn.AdLIF, SE-adLIF's published ranges)")
     m.add_argument("--hidden", type=int, default=100)
     m.add_argument("--no-recurrent", dest="recurrent", action="store_false",
                    help="feed-forward hidden layer (fastsnn.nn.LIF) instead of RecurrentLIF")
@@ -288,27 +292,33 @@ class RandmanSNN(nn.Module):
                  detach_recurrent=False, tau_mem=10.0, tau_syn=5.0, dt=1.0,
                  surrogate="superspike", scale=10.0, backend="auto", readout_backend=None,
                  init_gain=5.0, rec_gain=1.0, out_init_gain=1.0, out_gain=5.0,
-                 spike_input=True):
+                 spike_input=True, neuron="lif"):
         super().__init__()
         alpha, beta = decay(tau_syn, dt), decay(tau_mem, dt)
-        neuron = dict(alpha=alpha, beta=beta, threshold=1.0, surrogate=surrogate, scale=scale,
-                      backend=backend)
-        if recurrent:
+        neuron_opts = dict(alpha=alpha, beta=beta, threshold=1.0, surrogate=surrogate,
+                           scale=scale, backend=backend)
+        if detach_recurrent and not recurrent:
+            raise ValueError("--detach-recurrent needs the recurrent layer")
+        if neuron == "adlif":  # V starts orthogonal, as SE-adLIF's; rec_gain scales it
+            self.hidden = snn.AdLIF(num_inputs, num_hidden, bias=False, recurrent=recurrent,
+                                    detach_recurrent=detach_recurrent, spike_input=spike_input,
+                                    surrogate=surrogate, scale=scale, backend=backend)
+        elif recurrent:
             self.hidden = snn.RecurrentLIF(num_inputs, num_hidden, bias=False,
                                            detach_recurrent=detach_recurrent,
-                                           spike_input=spike_input, **neuron)
+                                           spike_input=spike_input, **neuron_opts)
         else:
-            if detach_recurrent:
-                raise ValueError("--detach-recurrent needs the recurrent layer")
             self.hidden = snn.LIF(num_inputs, num_hidden, bias=False, spike_input=spike_input,
-                                  **neuron)
+                                  **neuron_opts)
         self.readout = snn.LeakyIntegrator(num_hidden, num_outputs, bias=False, alpha=alpha,
                                            beta=beta, backend=readout_backend or backend,
                                            spike_input=spike_input)
         self.out_gain = float(out_gain)
         with torch.no_grad():
             self.hidden.linear.weight.normal_(0.0, init_gain / math.sqrt(num_inputs))
-            if recurrent:
+            if recurrent and neuron == "adlif":
+                self.hidden.weight_rec.mul_(rec_gain)
+            elif recurrent:
                 self.hidden.weight_rec.normal_(0.0, rec_gain / math.sqrt(num_hidden))
             self.readout.linear.weight.normal_(0.0, out_init_gain / math.sqrt(num_hidden))
 
@@ -325,7 +335,8 @@ def build_model(cfg):
                       backend=cfg.backend, readout_backend=cfg.readout_backend,
                       init_gain=cfg.init_gain, rec_gain=cfg.rec_gain,
                       out_init_gain=cfg.out_init_gain, out_gain=cfg.out_gain,
-                      spike_input=getattr(cfg, "spike_input", True))
+                      spike_input=getattr(cfg, "spike_input", True),
+                      neuron=getattr(cfg, "neuron", "lif"))
 
 
 _DATA_CACHE = {}
@@ -541,6 +552,7 @@ def train_epoch(net, opt, Xtr, ytr, batches, cfg, dd, dtype, on_batch=None):
         opt.zero_grad(set_to_none=True)
         obj.backward()
         opt.step()
+        snn.constrain_parameters(net)  # learned adLIF parameters back into their ranges
         with torch.no_grad():
             n = len(local)
             acc = (logits[0].argmax(dim=1) == yb).to(torch.float64).mean()
