@@ -31,8 +31,10 @@ def learning_curves(result, path):
     a2.set_ylim(0, 1.02)
     a2.legend(loc="lower right")
     cfg = result["config"]
-    fig.suptitle(f"Randman: {cfg['surrogate']} k={cfg['scale']:g}, backend {cfg['backend']}, "
-                 f"{'recurrent' if cfg['recurrent'] else 'feed-forward'}", fontsize=10)
+    title = result.get("title") or (
+        f"Randman: {cfg['surrogate']} k={cfg['scale']:g}, backend {cfg['backend']}, "
+        f"{'recurrent' if cfg['recurrent'] else 'feed-forward'}")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
