@@ -76,6 +76,9 @@ import time
 import torch
 
 import fastsnn
+from fastsnn.ops import registry
+
+FUSED = ("cpu", "cuda", "triton")
 
 ALPHA, BETA, THRESHOLD = 0.8, 0.9, 1.0
 X_MEAN, X_STD, SEED = 0.15, 0.3, 0
@@ -103,7 +106,14 @@ def weight_rec(N, dtype, device):
 OPS = {"lif": lambda x, backend: fastsnn.lif(x, ALPHA, BETA, THRESHOLD, backend=backend),
        "rlif": lambda x, backend: fastsnn.rlif(x, weight_rec(x.shape[2], x.dtype, x.device),
                                                ALPHA, BETA, THRESHOLD, backend=backend),
-       "li": lambda x, backend: fastsnn.li(x, ALPHA, BETA, backend=backend)}
+       "li": lambda x, backend: fastsnn.li(x, ALPHA, BETA, backend=backend),
+       "adlif": lambda x, backend: fastsnn.adlif(
+           x, *ADLIF_PARAMS, THRESHOLD, weight_rec=weight_rec(x.shape[2], x.dtype, x.device),
+           backend=backend)}
+# adlif (SPEC section 7): tau_u = 20 and tau_w = 150 steps, a = 0.5, b = 1, recurrent, and
+# X ~ N(0.9, 1.7^2), about 1% of neuron-steps spiking at the size
+ADLIF_PARAMS = (math.exp(-1 / 20), math.exp(-1 / 150), 0.5, 1.0)
+X_DIST = {"adlif": (0.9, 1.7)}  # (mean, std) of X per op; X_MEAN, X_STD otherwise
 # Extra providers by name: factory(op) -> call(x) -> (out, state). Peers (snnTorch, Norse, ...)
 # or, in tests, a deliberately wrong provider.
 EXTRA_PROVIDERS = {}
@@ -120,6 +130,9 @@ SWEEPS = {  # device: (T sweep at fixed B, N), (B*N sweep at fixed T)
 RLIF_SIZES = {"cpu": [(250, 100, 100), (64, 500, 512)],
               "cuda": [(256, 1000, 128), (256, 1000, 512), (256, 1000, 1024)],
               "quick": [(4, 8, 32), (2, 16, 16)]}
+# adlif's default size: the SHD-sized recurrent layer
+ADLIF_SIZES = {"cpu": [(256, 250, 256)], "cuda": [(256, 1000, 512)], "quick": [(4, 8, 32)]}
+OP_SIZES = {"rlif": RLIF_SIZES, "adlif": ADLIF_SIZES}
 ROTATE_BYTES = 64 << 20  # CPU: rotate input copies until they span this much memory
 COLUMNS = ["op", "mode", "dtype", "B", "T", "N", "provider", "time ms", "speedup vs torch",
            "neuron-steps/s", "peak mem", "saved B/step", "min / max ms", "IQR/med"]
@@ -167,7 +180,7 @@ def parse_args(argv=None):
         if bad:
             p.error(f"--{name}: unknown {bad}, expected some of {list(ok)}")
     a.dtypes = [DTYPES[d] for d in dtypes]
-    a.rlif_sizes = None  # rlif has its own default sizes (RLIF_SIZES); --sizes overrides both
+    a.op_sizes = {}  # rlif and adlif have their own default sizes; --sizes overrides them all
     if a.sizes:
         try:
             a.sizes = [tuple(int(v) for v in s.split(",")) for s in a.sizes.split(";") if s.strip()]
@@ -178,7 +191,9 @@ def parse_args(argv=None):
     else:
         t_sweep, bn_sweep = SWEEPS["quick" if a.quick else a.device]
         a.sizes = list(dict.fromkeys(t_sweep + bn_sweep))
-        a.rlif_sizes = RLIF_SIZES["quick" if a.quick else a.device]
+        a.op_sizes = {op: sizes["quick" if a.quick else a.device]
+                      for op, sizes in OP_SIZES.items()}
+    a.rlif_sizes = a.op_sizes.get("rlif")
     if a.quick:
         a.reps, a.min_time = min(a.reps, 3), min(a.min_time, 0.02)
     # Fused backends that run on this device; Triton on the CPU only by name (interpreter, slow).
@@ -300,7 +315,7 @@ def check(op, mode, dtype, out, grad, ref_out, ref_grad):
     if out.shape != ref_out.shape or out.dtype != ref_out.dtype:
         return (f"output {tuple(out.shape)} {out.dtype}, "
                 f"expected {tuple(ref_out.shape)} {ref_out.dtype}")
-    if op in ("lif", "rlif"):
+    if op in ("lif", "rlif", "adlif"):
         rate = (out != ref_out).double().mean().item()
         if not rate <= spike_tol:
             return f"spike mismatch rate {rate:.3g} > {spike_tol:g}"
@@ -401,9 +416,11 @@ def model_bytes_per_step(op, mode, dtype):
 def cases(args):
     for op in args.ops:
         for dtype in args.dtypes:
-            for size in (args.rlif_sizes if op == "rlif" and args.rlif_sizes else args.sizes):
+            for size in args.op_sizes.get(op, args.sizes):
                 for mode in args.modes:
                     for provider in ["torch"] + args.backends:
+                        if provider in FUSED and provider not in registry.OPS[op]["backends"]:
+                            continue  # the op has no such kernels (yet)
                         if provider != "torch-compile" or compile_ref_on(args, size[1]):
                             yield op, dtype, size, mode, provider
 
@@ -420,7 +437,8 @@ def measure(args, copy_gbps, progress=None):
         if key not in inputs:  # new op/dtype/size: fresh inputs and reference results
             inputs.clear(), ref.clear()
             g = torch.Generator(device=args.device).manual_seed(SEED)
-            X = (torch.randn(B, T, N, generator=g, device=args.device) * X_STD + X_MEAN).to(dtype)
+            mean, std = X_DIST.get(op, (X_MEAN, X_STD))
+            X = (torch.randn(B, T, N, generator=g, device=args.device) * std + mean).to(dtype)
             G = torch.randn(B, T, N, generator=g, device=args.device).to(dtype)
             if args.grad == "expanded":  # what out.sum().backward() passes: strides (0, 0, 0)
                 G = torch.ones((), dtype=dtype, device=args.device).expand(B, T, N)

@@ -228,3 +228,12 @@ def test_noisy_timing_is_flagged_and_kept_out_of_the_summary(tmp_path, monkeypat
 
     png = plot(str(tmp_path / "results.json"), str(tmp_path / "s.png"))
     assert open(png, "rb").read()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_adlif_cases_have_no_fused_providers_yet():
+    """--ops adlif runs the reference (and the compiled reference when asked) at its own default
+    size; fused providers the op lacks (ops/registry.py) are left out instead of erroring."""
+    a = run.parse_args(["--device", "cpu", "--ops", "adlif", "--compile-ref", "on"])
+    cases = set(run.cases(a))
+    assert {size for _, _, size, _, _ in cases} == {(256, 250, 256)}
+    assert {p for *_, p in cases} == {"torch", "torch-compile"}
