@@ -174,21 +174,26 @@ def check_lif_args(X, alpha, beta, threshold, state, reset, detach_reset, surrog
                    normalize_input, batch_first, backend):
     """SPEC section 6 checks shared by lif and rlif; returns the (B, T, N) view and the
     validated parameters."""
-    check_input(X)
-    for name, flag in (("detach_reset", detach_reset), ("normalize_input", normalize_input),
-                       ("batch_first", batch_first)):
-        check_flag(flag, name)
-    check_choice(reset, "reset", RESETS)
-    check_choice(surrogate, "surrogate", SURROGATES)
-    scale = check_scale(scale)
-    backend = check_backend(backend)
-    x = to_btn(X, batch_first)
+    x, scale, backend = _check_spiking_options(
+        X, reset, surrogate, scale, batch_first, backend, detach_reset=detach_reset,
+        normalize_input=normalize_input)
     B, T, N = x.shape
     alpha = check_param(alpha, "alpha", X, N, unit_interval=True)
     beta = check_param(beta, "beta", X, N, unit_interval=True)
     threshold = check_param(threshold, "threshold", X, N, unit_interval=False)
     state = check_state(state, X, B, N)
     return x, alpha, beta, threshold, state, scale, backend
+
+
+def _check_spiking_options(X, reset, surrogate, scale, batch_first, backend, **flags):
+    """X, the boolean flags (by name), reset, surrogate, scale and backend of a spiking op, in
+    the order the errors are reported; returns the (B, T, N) view, scale and backend."""
+    check_input(X)
+    for name, flag in (*flags.items(), ("batch_first", batch_first)):
+        check_flag(flag, name)
+    check_choice(reset, "reset", RESETS)
+    check_choice(surrogate, "surrogate", SURROGATES)
+    return to_btn(X, batch_first), check_scale(scale), check_backend(backend)
 
 
 def check_li_args(X, alpha, beta, state, normalize_input, batch_first, backend):
@@ -240,18 +245,12 @@ def check_adlif_args(X, alpha, beta, a, b, threshold, weight_rec, variant, state
                      detach_reset, detach_recurrent, surrogate, scale, batch_first, backend):
     """SPEC section 6 and 7 checks of adlif; returns the (B, T, N) view and the validated
     arguments."""
-    check_input(X)
-    for name, flag in (("detach_reset", detach_reset), ("detach_recurrent", detach_recurrent),
-                       ("batch_first", batch_first)):
-        check_flag(flag, name)
     if not isinstance(variant, str) or variant not in ADLIF_VARIANTS:
         raise ValueError(f"variant must be one of {ADLIF_VARIANTS} (symplectic Euler, Euler "
                          f"forward), got {variant!r}")
-    check_choice(reset, "reset", RESETS)
-    check_choice(surrogate, "surrogate", SURROGATES)
-    scale = check_scale(scale)
-    backend = check_backend(backend)
-    x = to_btn(X, batch_first)
+    x, scale, backend = _check_spiking_options(
+        X, reset, surrogate, scale, batch_first, backend, detach_reset=detach_reset,
+        detach_recurrent=detach_recurrent)
     B, T, N = x.shape
     alpha = check_param(alpha, "alpha", X, N, unit_interval=True)
     beta = check_param(beta, "beta", X, N, unit_interval=True)

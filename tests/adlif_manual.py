@@ -8,15 +8,8 @@ tests/test_adlif_ref.py checks its gradients against the reference's autograd in
 
 import torch
 
+from fastsnn.ops.adlif.ref import _reset
 from fastsnn.surrogate import surrogate_grad
-
-
-def _reset(u, z, thr, reset):
-    if reset == "zero":
-        return u * (1 - z)
-    if reset == "subtract":
-        return u - thr * z
-    return u
 
 
 def forward_saved(X, alpha, beta, a, b, thr, u0, w0, z0, V, variant, reset):

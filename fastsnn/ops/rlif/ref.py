@@ -4,7 +4,7 @@ input R_t = S_{t-1} @ V joining the current every step (SPEC section 1)."""
 import torch
 
 from ... import _validate as checks
-from ..lif.ref import lif_ref_btn
+from ..lif.ref import example as lif_example, lif_ref_btn
 
 
 def rlif_ref_btn(x, weight_rec, alpha, beta, threshold, i0, u0, reset, detach_reset,
@@ -34,22 +34,17 @@ def rlif_ref(X, weight_rec, alpha, beta, threshold=1.0, *, state=None, detach_re
     return checks.to_btn(s, batch_first), final
 
 
+
 def example(B, T, N, dtype, seed=0):
     """Arguments of ``fastsnn.rlif`` for the registry-driven tests (tests/test_registry_ops.py):
-    (leaves, args) as lif's ``example``, with V a leaf too and S_{t-1} differentiable through
-    the recurrence."""
-    g = torch.Generator().manual_seed(seed)
-    acc = checks.acc_dtype(dtype)
-    leaves = [(0.5 + 0.8 * torch.randn(B, T, N, generator=g)).to(dtype),
-              0.5 * torch.randn(N, N, generator=g, dtype=acc) / N ** 0.5,
-              0.6 + 0.35 * torch.rand(N, generator=g, dtype=acc),
-              0.7 + 0.25 * torch.rand(N, generator=g, dtype=acc),
-              0.8 + 0.4 * torch.rand(N, generator=g, dtype=acc),
-              0.1 * torch.randn(B, N, generator=g, dtype=acc),
-              0.1 * torch.randn(B, N, generator=g, dtype=acc)]
+    lif's ``example`` with V a leaf too (S_{t-1} differentiable through the recurrence) and the
+    subtract reset."""
+    leaves, lif_args = lif_example(B, T, N, dtype, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    V = 0.5 * torch.randn(N, N, generator=g, dtype=leaves[1].dtype) / N ** 0.5
 
     def args(v):
-        return (v[0], v[1], v[2], v[3], v[4]), {"state": (v[5], v[6]), "detach_reset": False,
-                                                 "reset": "subtract"}
+        a, kw = lif_args(v[:1] + v[2:])
+        return (a[0], v[1], *a[1:]), dict(kw, reset="subtract")
 
-    return [t.requires_grad_() for t in leaves], args
+    return [leaves[0], V.requires_grad_(), *leaves[1:]], args
