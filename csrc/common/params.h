@@ -59,6 +59,35 @@ struct LiBwdParams {
   bool normalize_input;
 };
 
+// The leaky integrator runs the lif scan skeleton with threshold and reset switched off
+// (Neuron::Li): these give its blocks the lif layout, the output U in the place of S and
+// dL/dU_t in the place of dL/dS_t. thr and gthr stay nullptr; the kernels never read them.
+inline LifFwdParams lif_params_of(const LiFwdParams& p) {
+  LifFwdParams q{};
+  q.B = p.B, q.T = p.T, q.N = p.N;
+  q.x = p.x, q.x_sb = p.x_sb, q.x_st = p.x_st;
+  q.s = p.u, q.s_sb = p.u_sb, q.s_st = p.u_st;
+  q.alpha = p.alpha, q.beta = p.beta, q.thr = nullptr;
+  q.i0 = p.i0, q.u0 = p.u0, q.iT = p.iT, q.uT = p.uT;
+  q.u_saved = p.u_saved, q.i_saved = p.i_saved;
+  q.reset = 2;  // Reset::None
+  q.normalize_input = p.normalize_input;
+  return q;
+}
+
+inline LifBwdParams lif_params_of(const LiBwdParams& p) {
+  LifBwdParams q{};
+  q.B = p.B, q.T = p.T, q.N = p.N;
+  q.gs = p.gu, q.gs_sb = p.gu_sb, q.gs_st = p.gu_st;
+  q.gx = p.gx, q.gx_sb = p.gx_sb, q.gx_st = p.gx_st;
+  q.giT = p.giT, q.guT = p.guT, q.u_saved = p.u_saved, q.i_saved = p.i_saved;
+  q.i0 = p.i0, q.u0 = p.u0, q.alpha = p.alpha, q.beta = p.beta, q.thr = nullptr;
+  q.gi0 = p.gi0, q.gu0 = p.gu0, q.galpha = p.galpha, q.gbeta = p.gbeta, q.gthr = nullptr;
+  q.reset = 2, q.surrogate = 0;  // Reset::None, Surrogate::SuperSpike: never read for Li
+  q.detach_reset = true, q.normalize_input = p.normalize_input, q.scale = 0.0;
+  return q;
+}
+
 // rlif: the lif blocks plus the recurrent weight. w is V [N, N] (acc dtype, contiguous, row j =
 // the weights out of neuron j, R_t = S_{t-1} @ V); wt is its transpose Vᵀ [N, N] contiguous
 // (wt[k * N + j] = V[j, k]), used by the backward's gI_{t+1} @ Vᵀ.
