@@ -48,11 +48,11 @@ void lif_bwd_cpu(const LifBwdParams& p, IoType io) {
   run_cpu_items(p, io, base::lif_bwd_items, FASTSNN_AVX2_OR_BASE(lif_bwd_items));
 }
 
-void li_fwd_cpu(const LiFwdParams& p, IoType io) {
+void li_fwd_cpu(const LifFwdParams& p, IoType io) {
   run_cpu_items(p, io, base::li_fwd_items, FASTSNN_AVX2_OR_BASE(li_fwd_items));
 }
 
-void li_bwd_cpu(const LiBwdParams& p, IoType io) {
+void li_bwd_cpu(const LifBwdParams& p, IoType io) {
   run_cpu_items(p, io, base::li_bwd_items, FASTSNN_AVX2_OR_BASE(li_bwd_items));
 }
 

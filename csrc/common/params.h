@@ -8,6 +8,10 @@
 
 namespace fastsnn {
 
+// The leaky integrator (li) fills the same blocks and runs the same scan skeleton with
+// Neuron::Li: s holds its output U_t and gs the incoming dL/dU_t; thr, gthr are nullptr and
+// reset is Reset::None (2), surrogate, detach_reset and scale are not read. Its I_t and U_t are
+// saved together, and only when alpha/beta learn.
 struct LifFwdParams {
   int64_t B, T, N;
   const void* x;  int64_t x_sb, x_st;   // [B, T, N] io dtype
@@ -34,59 +38,6 @@ struct LifBwdParams {
   bool detach_reset, normalize_input;
   double scale;
 };
-
-struct LiFwdParams {
-  int64_t B, T, N;
-  const void* x;  int64_t x_sb, x_st;
-  void* u;        int64_t u_sb, u_st;
-  const void* alpha; const void* beta;
-  const void* i0; const void* u0;
-  void* iT; void* uT;
-  void* i_saved; void* u_saved;         // [B, T, N] acc dtype, only when alpha/beta learn
-  bool normalize_input;
-};
-
-struct LiBwdParams {
-  int64_t B, T, N;
-  const void* gu; int64_t gu_sb, gu_st;
-  void* gx;       int64_t gx_sb, gx_st;
-  const void* giT; const void* guT;
-  const void* i_saved; const void* u_saved;  // nullptr unless parameter partials are asked
-  const void* i0; const void* u0;
-  const void* alpha; const void* beta;
-  void* gi0; void* gu0;
-  void* galpha; void* gbeta;
-  bool normalize_input;
-};
-
-// The leaky integrator runs the lif scan skeleton with threshold and reset switched off
-// (Neuron::Li): these give its blocks the lif layout, the output U in the place of S and
-// dL/dU_t in the place of dL/dS_t. thr and gthr stay nullptr; the kernels never read them.
-inline LifFwdParams lif_params_of(const LiFwdParams& p) {
-  LifFwdParams q{};
-  q.B = p.B, q.T = p.T, q.N = p.N;
-  q.x = p.x, q.x_sb = p.x_sb, q.x_st = p.x_st;
-  q.s = p.u, q.s_sb = p.u_sb, q.s_st = p.u_st;
-  q.alpha = p.alpha, q.beta = p.beta, q.thr = nullptr;
-  q.i0 = p.i0, q.u0 = p.u0, q.iT = p.iT, q.uT = p.uT;
-  q.u_saved = p.u_saved, q.i_saved = p.i_saved;
-  q.reset = 2;  // Reset::None
-  q.normalize_input = p.normalize_input;
-  return q;
-}
-
-inline LifBwdParams lif_params_of(const LiBwdParams& p) {
-  LifBwdParams q{};
-  q.B = p.B, q.T = p.T, q.N = p.N;
-  q.gs = p.gu, q.gs_sb = p.gu_sb, q.gs_st = p.gu_st;
-  q.gx = p.gx, q.gx_sb = p.gx_sb, q.gx_st = p.gx_st;
-  q.giT = p.giT, q.guT = p.guT, q.u_saved = p.u_saved, q.i_saved = p.i_saved;
-  q.i0 = p.i0, q.u0 = p.u0, q.alpha = p.alpha, q.beta = p.beta, q.thr = nullptr;
-  q.gi0 = p.gi0, q.gu0 = p.gu0, q.galpha = p.galpha, q.gbeta = p.gbeta, q.gthr = nullptr;
-  q.reset = 2, q.surrogate = 0;  // Reset::None, Surrogate::SuperSpike: never read for Li
-  q.detach_reset = true, q.normalize_input = p.normalize_input, q.scale = 0.0;
-  return q;
-}
 
 // rlif: the lif blocks plus the recurrent weight. w is V [N, N] (acc dtype, contiguous, row j =
 // the weights out of neuron j, R_t = S_{t-1} @ V); wt is its transpose Vᵀ [N, N] contiguous

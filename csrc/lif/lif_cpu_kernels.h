@@ -218,25 +218,23 @@ void lif_bwd_items(const LifBwdParams& p, IoType io, int64_t block, int64_t begi
 
 // The leaky integrator: the skeleton with Neuron::Li, saving I_t and U_t together (both only
 // when alpha/beta learn); reset, surrogate and detach are fixed and never read.
-void li_fwd_items(const LiFwdParams& p, IoType io, int64_t block, int64_t begin,
+void li_fwd_items(const LifFwdParams& p, IoType io, int64_t block, int64_t begin,
                   int64_t end) {
-  const LifFwdParams q = lif_params_of(p);
   dispatch_io(io, [&](auto io_v, auto acc_v) {
     dispatch_bool(p.i_saved != nullptr, [&](auto sv) {
       constexpr bool SV = decltype(sv)::value;
       lif_fwd_kernel<Neuron::Li, decltype(io_v), decltype(acc_v), Reset::None, SV, SV>(
-          q, block, begin, end);
+          p, block, begin, end);
     });
   });
 }
 
-void li_bwd_items(const LiBwdParams& p, IoType io, int64_t block, int64_t begin,
+void li_bwd_items(const LifBwdParams& p, IoType io, int64_t block, int64_t begin,
                   int64_t end) {
-  const LifBwdParams q = lif_params_of(p);
   dispatch_io(io, [&](auto io_v, auto acc_v) {
     dispatch_bool(p.galpha != nullptr, [&](auto kp) {
       lif_bwd_kernel<Neuron::Li, decltype(io_v), decltype(acc_v), Reset::None,
-                     Surrogate::SuperSpike, true, decltype(kp)::value>(q, block, begin, end);
+                     Surrogate::SuperSpike, true, decltype(kp)::value>(p, block, begin, end);
     });
   });
 }

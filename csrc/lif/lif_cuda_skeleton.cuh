@@ -347,3 +347,14 @@ void scan_bwd_cuda(const LifBwdParams& p, IoType io, void* stream, const char* o
 
 }  // namespace
 }  // namespace fastsnn
+
+// Defines the launch.h entry points name_fwd_cuda and name_bwd_cuda of one neuron.
+#define FASTSNN_SCAN_CUDA_ENTRY_POINTS(name, neuron)                                   \
+  namespace fastsnn {                                                                  \
+  void name##_fwd_cuda(const LifFwdParams& p, IoType io, void* stream) {               \
+    scan_fwd_cuda<neuron>(p, io, stream, "fastsnn::" #name "_fwd (CUDA)");             \
+  }                                                                                    \
+  void name##_bwd_cuda(const LifBwdParams& p, IoType io, void* stream) {               \
+    scan_bwd_cuda<neuron>(p, io, stream, "fastsnn::" #name "_bwd (CUDA)");             \
+  }                                                                                    \
+  }
