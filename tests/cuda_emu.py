@@ -445,9 +445,10 @@ def li_fwd(x, alpha, beta, i0, u0, normalize_input, save_state, *, lib=None):
     is_, us = maybe_empty(save_state, (B, T, N), acc), maybe_empty(save_state, (B, T, N), acc)
     if B * N == 0:
         return u, iT, uT, is_, us
-    p = _layout(lib).pack("LiFwdParams", B=B, T=T, N=N, x=x, x_sb=x.stride(0),
-                          x_st=x.stride(1), u=u, u_sb=u.stride(0), u_st=u.stride(1),
-                          alpha=alpha, beta=beta, i0=i0, u0=u0, iT=iT, uT=uT,
+    # li fills the lif block: s holds U, no threshold, reset none (csrc/common/params.h)
+    p = _layout(lib).pack("LifFwdParams", B=B, T=T, N=N, x=x, x_sb=x.stride(0),
+                          x_st=x.stride(1), s=u, s_sb=u.stride(0), s_st=u.stride(1),
+                          alpha=alpha, beta=beta, thr=None, reset=2, i0=i0, u0=u0, iT=iT, uT=uT,
                           i_saved=is_ if save_state else None,
                           u_saved=us if save_state else None, normalize_input=normalize_input)
     call(lib, "emu_li_fwd", p, IO[x.dtype], dict(x=x, alpha=alpha, beta=beta, i0=i0, u0=u0),
@@ -466,8 +467,10 @@ def li_bwd(grad_u, grad_iT, grad_uT, i_saved, u_saved, i0, u0, alpha, beta, norm
     ga, gb = maybe_empty(param_grads, (B, N), acc), maybe_empty(param_grads, (B, N), acc)
     if B * N == 0:
         return gx, gi0, gu0, ga, gb
-    p = _layout(lib).pack("LiBwdParams", B=B, T=T, N=N, gu=gu, gu_sb=gu.stride(0),
-                          gu_st=gu.stride(1), gx=gx, gx_sb=gx.stride(0), gx_st=gx.stride(1),
+    # li fills the lif block: gs holds dL/dU, no threshold, reset none (csrc/common/params.h)
+    p = _layout(lib).pack("LifBwdParams", B=B, T=T, N=N, gs=gu, gs_sb=gu.stride(0),
+                          gs_st=gu.stride(1), gx=gx, gx_sb=gx.stride(0), gx_st=gx.stride(1),
+                          thr=None, gthr=None, reset=2, surrogate=0, detach_reset=True, scale=0.0,
                           giT=grad_iT, guT=grad_uT,
                           i_saved=i_saved if param_grads else None,
                           u_saved=u_saved if param_grads else None, i0=i0, u0=u0,

@@ -16,8 +16,8 @@ namespace fastsnn {
   namespace isa {                                                                            \
   void lif_fwd_items(const LifFwdParams& p, IoType io, int64_t block, int64_t b, int64_t e); \
   void lif_bwd_items(const LifBwdParams& p, IoType io, int64_t block, int64_t b, int64_t e); \
-  void li_fwd_items(const LiFwdParams& p, IoType io, int64_t block, int64_t b, int64_t e);   \
-  void li_bwd_items(const LiBwdParams& p, IoType io, int64_t block, int64_t b, int64_t e);   \
+  void li_fwd_items(const LifFwdParams& p, IoType io, int64_t block, int64_t b, int64_t e);  \
+  void li_bwd_items(const LifBwdParams& p, IoType io, int64_t block, int64_t b, int64_t e);  \
   void rlif_fwd_items(const RlifFwdParams& p, IoType io, int64_t tile, int64_t b, int64_t e); \
   void rlif_bwd_items(const RlifBwdParams& p, IoType io, int64_t tile, int64_t b, int64_t e,  \
                       void* dw);                                                             \

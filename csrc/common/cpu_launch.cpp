@@ -1,6 +1,7 @@
 // The CPU launchers of launch.h: parallel over work items (a batch row's block of neurons, see
 // cpu_block), the time loop inside each, the neuron loop innermost so it vectorizes. The kernel
-// bodies (lif_cpu_kernels.h, li_cpu_kernels.h) are compiled per instruction set (cpu_isa.h).
+// bodies (lif_cpu_kernels.h, the lif/li scan skeleton, and rlif's) are compiled per instruction
+// set (cpu_isa.h).
 // Every loop runs through parallel_chunks (cpu_workers.h): chunks handed out one at a time, so
 // a thread that loses its core to another process holds up little of the work.
 #include <algorithm>
@@ -47,11 +48,11 @@ void lif_bwd_cpu(const LifBwdParams& p, IoType io) {
   run_cpu_items(p, io, base::lif_bwd_items, FASTSNN_AVX2_OR_BASE(lif_bwd_items));
 }
 
-void li_fwd_cpu(const LiFwdParams& p, IoType io) {
+void li_fwd_cpu(const LifFwdParams& p, IoType io) {
   run_cpu_items(p, io, base::li_fwd_items, FASTSNN_AVX2_OR_BASE(li_fwd_items));
 }
 
-void li_bwd_cpu(const LiBwdParams& p, IoType io) {
+void li_bwd_cpu(const LifBwdParams& p, IoType io) {
   run_cpu_items(p, io, base::li_bwd_items, FASTSNN_AVX2_OR_BASE(li_bwd_items));
 }
 

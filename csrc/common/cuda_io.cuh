@@ -1,6 +1,7 @@
-// Helpers shared by the CUDA kernel units (lif/lif_cuda.cu, li/li_cuda.cu), kept in one place so
-// both scans load, convert, pick lane widths and launch the same way: packed I/O, bf16/fp16
-// conversions, lanes, lane-width choice, launch and error checks, runtime-to-template switches.
+// Helpers of the CUDA scan skeleton (lif/lif_cuda_skeleton.cuh, run by lif_cuda.cu and
+// li_cuda.cu), kept in one place so scans load, convert, pick lane widths and launch the same
+// way: packed I/O, bf16/fp16 conversions, lanes, lane-width choice, launch and error checks,
+// runtime-to-template switches.
 // Header-only and free of torch headers, like the kernel units; non-template host functions are
 // inline so that both units can include it.
 #pragma once
@@ -161,6 +162,30 @@ void launch(Kernel kernel, const Params& p, int64_t lanes, void* stream, const c
   FASTSNN_LAUNCH(kernel, static_cast<unsigned>(blocks), kThreads, 0,
                  static_cast<cudaStream_t>(stream))(p, lanes);
   check_cuda(cudaGetLastError(), op, "kernel launch failed");
+}
+
+// launch() over the B * N / W lanes of width W.
+template <int W, typename Params, typename Kernel>
+void launch_lanes(Kernel kernel, const Params& p, void* stream, const char* op) {
+  launch(kernel, p, p.B * (p.N / W), stream, op);
+}
+
+// Calls f(Tag<io_t>, Tag<acc_t>, std::integral_constant<int, W>) for the I/O dtype and the lane
+// width W (16 bytes of accumulator, or 1) that lane_width picks for these pointers and strides,
+// so a launcher names each kernel once for every dtype and width.
+template <int NIo, int NAcc, typename F>
+void switch_io_lanes(IoType io, int64_t B, int64_t N, const void* const (&io_ptrs)[NIo],
+                     const int64_t (&io_strides)[2 * NIo], const void* const (&acc_ptrs)[NAcc],
+                     const char* op, F&& f) {
+  switch_io(io, [&](auto io_tag, auto acc_tag) {
+    using io_t = typename decltype(io_tag)::type;
+    using acc_t = typename decltype(acc_tag)::type;
+    constexpr int kWide = 16 / sizeof(acc_t);
+    if (lane_width<io_t, acc_t>(B, N, io_ptrs, io_strides, NIo, acc_ptrs, NAcc, op) == kWide) {
+      return f(io_tag, acc_tag, std::integral_constant<int, kWide>{});
+    }
+    return f(io_tag, acc_tag, std::integral_constant<int, 1>{});
+  });
 }
 
 }  // namespace fastsnn

@@ -8,6 +8,10 @@
 
 namespace fastsnn {
 
+// The leaky integrator (li) fills the same blocks and runs the same scan skeleton with
+// Neuron::Li: s holds its output U_t and gs the incoming dL/dU_t; thr, gthr are nullptr and
+// reset is Reset::None (2), surrogate, detach_reset and scale are not read. Its I_t and U_t are
+// saved together, and only when alpha/beta learn.
 struct LifFwdParams {
   int64_t B, T, N;
   const void* x;  int64_t x_sb, x_st;   // [B, T, N] io dtype
@@ -33,30 +37,6 @@ struct LifBwdParams {
   int reset, surrogate;
   bool detach_reset, normalize_input;
   double scale;
-};
-
-struct LiFwdParams {
-  int64_t B, T, N;
-  const void* x;  int64_t x_sb, x_st;
-  void* u;        int64_t u_sb, u_st;
-  const void* alpha; const void* beta;
-  const void* i0; const void* u0;
-  void* iT; void* uT;
-  void* i_saved; void* u_saved;         // [B, T, N] acc dtype, only when alpha/beta learn
-  bool normalize_input;
-};
-
-struct LiBwdParams {
-  int64_t B, T, N;
-  const void* gu; int64_t gu_sb, gu_st;
-  void* gx;       int64_t gx_sb, gx_st;
-  const void* giT; const void* guT;
-  const void* i_saved; const void* u_saved;  // nullptr unless parameter partials are asked
-  const void* i0; const void* u0;
-  const void* alpha; const void* beta;
-  void* gi0; void* gu0;
-  void* galpha; void* gbeta;
-  bool normalize_input;
 };
 
 // rlif: the lif blocks plus the recurrent weight. w is V [N, N] (acc dtype, contiguous, row j =

@@ -16,7 +16,6 @@
 #pragma GCC target("avx2,fma")
 #define FASTSNN_CPU_ISA avx2
 #define FASTSNN_CPU_FMA 1
-#include "../li/li_cpu_kernels.h"
 #include "../lif/lif_cpu_kernels.h"
 #include "../rlif/rlif_cpu_kernels.h"
 #include "../linear/spike_linear_cpu_kernels.h"

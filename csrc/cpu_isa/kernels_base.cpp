@@ -6,7 +6,6 @@
 #include <vector>
 
 #define FASTSNN_CPU_ISA base
-#include "../li/li_cpu_kernels.h"
 #include "../lif/lif_cpu_kernels.h"
 #include "../rlif/rlif_cpu_kernels.h"
 #include "../linear/spike_linear_cpu_kernels.h"

@@ -66,17 +66,6 @@ const char* emu_layout() {
   F(LifBwdParams, galpha) F(LifBwdParams, gbeta) F(LifBwdParams, gthr) F(LifBwdParams, reset)
   F(LifBwdParams, surrogate) F(LifBwdParams, detach_reset) F(LifBwdParams, normalize_input)
   F(LifBwdParams, scale)
-  S(LiFwdParams) F(LiFwdParams, B) F(LiFwdParams, T) F(LiFwdParams, N) F(LiFwdParams, x)
-  F(LiFwdParams, x_sb) F(LiFwdParams, x_st) F(LiFwdParams, u) F(LiFwdParams, u_sb)
-  F(LiFwdParams, u_st) F(LiFwdParams, alpha) F(LiFwdParams, beta) F(LiFwdParams, i0)
-  F(LiFwdParams, u0) F(LiFwdParams, iT) F(LiFwdParams, uT) F(LiFwdParams, i_saved)
-  F(LiFwdParams, u_saved) F(LiFwdParams, normalize_input)
-  S(LiBwdParams) F(LiBwdParams, B) F(LiBwdParams, T) F(LiBwdParams, N) F(LiBwdParams, gu)
-  F(LiBwdParams, gu_sb) F(LiBwdParams, gu_st) F(LiBwdParams, gx) F(LiBwdParams, gx_sb)
-  F(LiBwdParams, gx_st) F(LiBwdParams, giT) F(LiBwdParams, guT) F(LiBwdParams, i_saved)
-  F(LiBwdParams, u_saved) F(LiBwdParams, i0) F(LiBwdParams, u0) F(LiBwdParams, alpha)
-  F(LiBwdParams, beta) F(LiBwdParams, gi0) F(LiBwdParams, gu0) F(LiBwdParams, galpha)
-  F(LiBwdParams, gbeta) F(LiBwdParams, normalize_input)
   S(RlifFwdParams) F(RlifFwdParams, lif) F(RlifFwdParams, w) F(RlifFwdParams, dense_product)
   F(RlifFwdParams, w_finite)
   S(RlifBwdParams) F(RlifBwdParams, lif) F(RlifBwdParams, wt) F(RlifBwdParams, detach_recurrent)
@@ -96,11 +85,11 @@ int emu_lif_bwd(const void* p, int io, char* err, size_t n) {
                  err, n);
 }
 int emu_li_fwd(const void* p, int io, char* err, size_t n) {
-  return guarded([&] { li_fwd_cuda(*static_cast<const LiFwdParams*>(p), IoType(io), nullptr); },
+  return guarded([&] { li_fwd_cuda(*static_cast<const LifFwdParams*>(p), IoType(io), nullptr); },
                  err, n);
 }
 int emu_li_bwd(const void* p, int io, char* err, size_t n) {
-  return guarded([&] { li_bwd_cuda(*static_cast<const LiBwdParams*>(p), IoType(io), nullptr); },
+  return guarded([&] { li_bwd_cuda(*static_cast<const LifBwdParams*>(p), IoType(io), nullptr); },
                  err, n);
 }
 int emu_rlif_fwd(const void* p, int io, char* err, size_t n) {

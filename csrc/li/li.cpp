@@ -27,11 +27,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> li_fwd(const Tensor& x_in, co
   Tensor u_saved = maybe_empty(save_state, {B, T, N}, opt);
   if (B * N == 0) return {u, iT, uT, i_saved, u_saved};
 
-  LiFwdParams p{};
+  LifFwdParams p{};  // li's use of the lif blocks: common/params.h
   p.B = B; p.T = T; p.N = N;
   p.x = x.data_ptr(); p.x_sb = x.stride(0); p.x_st = x.stride(1);
-  p.u = u.data_ptr(); p.u_sb = u.stride(0); p.u_st = u.stride(1);
-  p.alpha = a.data_ptr(); p.beta = b.data_ptr();
+  p.s = u.data_ptr(); p.s_sb = u.stride(0); p.s_st = u.stride(1);
+  p.alpha = a.data_ptr(); p.beta = b.data_ptr(); p.thr = nullptr;
+  p.reset = 2;  // Reset::None
   p.i0 = i0c.data_ptr(); p.u0 = u0c.data_ptr();
   p.iT = iT.data_ptr(); p.uT = uT.data_ptr();
   p.i_saved = save_state ? mptr(i_saved) : nullptr;
@@ -77,17 +78,18 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> li_bwd(
   Tensor gb = maybe_empty(param_grads, {B, N}, opt);
   if (B * N == 0) return {gx, gi0, gu0, ga, gb};
 
-  LiBwdParams p{};
+  LifBwdParams p{};  // li's use of the lif blocks: common/params.h
   p.B = B; p.T = T; p.N = N;
-  p.gu = gu_seq.data_ptr(); p.gu_sb = gu_seq.stride(0); p.gu_st = gu_seq.stride(1);
+  p.gs = gu_seq.data_ptr(); p.gs_sb = gu_seq.stride(0); p.gs_st = gu_seq.stride(1);
   p.gx = gx.data_ptr(); p.gx_sb = gx.stride(0); p.gx_st = gx.stride(1);
   p.giT = gi.data_ptr(); p.guT = gu.data_ptr();
   p.i_saved = param_grads ? mptr(is) : nullptr;
   p.u_saved = param_grads ? mptr(us) : nullptr;
   p.i0 = i0c.data_ptr(); p.u0 = u0c.data_ptr();
-  p.alpha = a.data_ptr(); p.beta = b.data_ptr();
+  p.alpha = a.data_ptr(); p.beta = b.data_ptr(); p.thr = nullptr;
   p.gi0 = gi0.data_ptr(); p.gu0 = gu0.data_ptr();
-  p.galpha = mptr(ga); p.gbeta = mptr(gb);
+  p.galpha = mptr(ga); p.gbeta = mptr(gb); p.gthr = nullptr;
+  p.reset = 2; p.detach_reset = true;  // Reset::None
   p.normalize_input = normalize_input;
   launch_on(gu_seq, op, [&] { li_bwd_cpu(p, io); },
             [&](void* stream) {

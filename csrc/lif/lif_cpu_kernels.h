@@ -1,15 +1,17 @@
-// The CPU LIF kernel bodies, compiled once per instruction set (csrc/cpu_isa/*.cpp define
-// FASTSNN_CPU_ISA and include this after their own includes and target pragma). A work item
-// walks time over the neurons [n0, n0 + block) of one batch row; cpu_launch.cpp spreads the work
-// items over threads and picks the instruction set at run time. Per-step math: lif_math.h.
+// The CPU scan skeleton of the LIF family, compiled once per instruction set (csrc/cpu_isa/*.cpp
+// define FASTSNN_CPU_ISA and include this after their own includes and target pragma). A work
+// item walks time over the neurons [n0, n0 + block) of one batch row; cpu_launch.cpp spreads the
+// work items over threads and picks the instruction set at run time. The Neuron parameter picks
+// LIF (lif_math.h) or the leaky integrator (li_math.h: no threshold or reset, output U_t).
 #pragma once
 
 namespace fastsnn {
 namespace FASTSNN_CPU_ISA {
 
 
-template <typename io_t, typename acc_t, Reset R, bool kSaveU, bool kSaveI>
+template <Neuron K, typename io_t, typename acc_t, Reset R, bool kSaveU, bool kSaveI>
 void lif_fwd_kernel(const LifFwdParams& p, int64_t block, int64_t begin, int64_t end) {
+  constexpr bool kLi = K == Neuron::Li;
   const int64_t nblk = (p.N + block - 1) / block;
   const io_t* x = static_cast<const io_t*>(p.x);
   io_t* s = static_cast<io_t*>(p.s);
@@ -25,8 +27,8 @@ void lif_fwd_kernel(const LifFwdParams& p, int64_t block, int64_t begin, int64_t
 
   {
     alignas(64) acc_t I[kMaxBlock], U[kMaxBlock], A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock],
-        Th[kMaxBlock];
-    alignas(64) io_t Sb[kMaxBlock];  // the step's spikes, streamed out after the neuron loop
+        Th[kLi ? 1 : kMaxBlock];
+    alignas(64) io_t Sb[kMaxBlock];  // the step's output, streamed out after the neuron loop
     for (int64_t w = begin; w < end; ++w) {
       const int64_t b = w / nblk, n0 = (w % nblk) * block;
       const int64_t nb = std::min(block, p.N - n0);
@@ -34,7 +36,7 @@ void lif_fwd_kernel(const LifFwdParams& p, int64_t block, int64_t begin, int64_t
         A[j] = alpha[n0 + j];
         Be[j] = beta[n0 + j];
         G[j] = p.normalize_input ? acc_t(1) - Be[j] : acc_t(1);
-        Th[j] = thr[n0 + j];
+        if constexpr (!kLi) Th[j] = thr[n0 + j];
         I[j] = i0[b * p.N + n0 + j];
         U[j] = u0[b * p.N + n0 + j];
       }
@@ -43,12 +45,17 @@ void lif_fwd_kernel(const LifFwdParams& p, int64_t block, int64_t begin, int64_t
         const int64_t off = (b * p.T + t) * p.N + n0;
 #pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < nb; ++j) {
-          const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
           acc_t i = I[j], u = U[j];
-          lif_step_fwd<R>(c, static_cast<acc_t>(xt[j]), i, u);
+          if constexpr (kLi) {
+            li_step_fwd(LiConsts<acc_t>{A[j], Be[j], G[j]}, static_cast<acc_t>(xt[j]), i, u);
+            Sb[j] = static_cast<io_t>(u);
+          } else {
+            const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
+            lif_step_fwd<R>(c, static_cast<acc_t>(xt[j]), i, u);
+            Sb[j] = static_cast<io_t>(heaviside(u, c.thr));
+          }
           I[j] = i;
           U[j] = u;
-          Sb[j] = static_cast<io_t>(heaviside(u, c.thr));
         }
         stream_row(s + b * p.s_sb + t * p.s_st + n0, Sb, nb);
         if constexpr (kSaveU) stream_row(u_saved + off, U, nb);
@@ -63,10 +70,14 @@ void lif_fwd_kernel(const LifFwdParams& p, int64_t block, int64_t begin, int64_t
   }
 }
 
-// kHasI: I_t was saved (parameter gradients, or the undetached zero reset needs H_t).
-template <typename io_t, typename acc_t, Reset R, Surrogate SG, bool kDetach, bool kParams>
+// gs holds dL/dS_t for LIF, dL/dU_t for Li. kHasI: I_t was saved (parameter gradients, or the
+// undetached zero reset needs H_t); kHasU: U_t was saved (LIF always, Li for its parameters).
+template <Neuron K, typename io_t, typename acc_t, Reset R, Surrogate SG, bool kDetach,
+          bool kParams>
 void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t end) {
+  constexpr bool kLi = K == Neuron::Li;
   constexpr bool kHasI = kParams || (R == Reset::Zero && !kDetach);
+  constexpr bool kHasU = kParams || !kLi;
   const int64_t nblk = (p.N + block - 1) / block;
   const io_t* gs = static_cast<const io_t*>(p.gs);
   io_t* gx = static_cast<io_t*>(p.gx);
@@ -88,11 +99,12 @@ void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t
   const acc_t norm = p.normalize_input ? acc_t(1) : acc_t(0);
 
   {
-    alignas(64) acc_t A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock], Th[kMaxBlock];
     // Arrays a variant does not use shrink to one element, keeping the working set in L1.
     constexpr int64_t kP = kParams ? kMaxBlock : 1, kS = kDetach ? 1 : kMaxBlock;
+    constexpr int64_t kTh = kLi ? 1 : kMaxBlock, kPT = kParams && !kLi ? kMaxBlock : 1;
+    alignas(64) acc_t A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock], Th[kTh];
     alignas(64) acc_t cU[kMaxBlock], cI[kMaxBlock], cS[kS];
-    alignas(64) acc_t GA[kP], GB[kP], GT[kP];
+    alignas(64) acc_t GA[kP], GB[kP], GT[kPT];
     alignas(64) io_t Gx[kMaxBlock];  // the step's dL/dX, streamed out after the neuron loop
     for (int64_t w = begin; w < end; ++w) {
       const int64_t b = w / nblk, n0 = (w % nblk) * block;
@@ -102,48 +114,64 @@ void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t
         A[j] = alpha[n0 + j];
         Be[j] = beta[n0 + j];
         G[j] = p.normalize_input ? acc_t(1) - Be[j] : acc_t(1);
-        Th[j] = thr[n0 + j];
+        if constexpr (!kLi) Th[j] = thr[n0 + j];
         cU[j] = guT[bn + j];
         cI[j] = giT[bn + j];
         if constexpr (!kDetach) cS[j] = acc_t(0);
-        if constexpr (kParams) GA[j] = GB[j] = GT[j] = acc_t(0);
+        if constexpr (kParams) GA[j] = GB[j] = acc_t(0);
+        if constexpr (kParams && !kLi) GT[j] = acc_t(0);
       }
       for (int64_t t = p.T - 1; t >= 0; --t) {
         const io_t* __restrict__ gst = gs + b * p.gs_sb + t * p.gs_st + n0;  // [nb]
         const int64_t off = (b * p.T + t) * p.N + n0;
-        const acc_t* __restrict__ ut = u_saved + off;
-        const acc_t* __restrict__ up = t > 0 ? ut - p.N : u0 + bn;
+        const acc_t* __restrict__ ut = kHasU ? u_saved + off : nullptr;
+        const acc_t* __restrict__ up = kHasU ? (t > 0 ? ut - p.N : u0 + bn) : nullptr;
         const acc_t* __restrict__ it = kHasI ? i_saved + off : nullptr;
         const acc_t* __restrict__ ip = kHasI ? (t > 0 ? it - p.N : i0 + bn) : nullptr;
 #pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < nb; ++j) {
-          const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
-          LifGradCarry<acc_t> carry{cU[j], cI[j], kDetach ? acc_t(0) : cS[kDetach ? 0 : j]};
-          acc_t i_t = acc_t(0);
-          if constexpr (kHasI) i_t = it[j];
-          const auto r = lif_step_bwd<R, SG, kDetach>(c, k, static_cast<acc_t>(gst[j]), ut[j],
-                                                      up[j], i_t, carry);
-          cU[j] = carry.gU;
-          cI[j] = carry.gI;
-          if constexpr (!kDetach) cS[j] = carry.gS;
-          Gx[j] = static_cast<io_t>(r.gx);
-          if constexpr (kParams) {
-            lif_param_grads<R>(c, norm, r, up[j], ip[j], i_t, GA[j], GB[j], GT[j]);
+          if constexpr (kLi) {
+            acc_t gU = cU[j], gI = cI[j], gu_t;
+            const acc_t g = li_step_bwd(LiConsts<acc_t>{A[j], Be[j], G[j]},
+                                        static_cast<acc_t>(gst[j]), gU, gI, gu_t);
+            cU[j] = gU;
+            cI[j] = gI;
+            Gx[j] = static_cast<io_t>(g);
+            if constexpr (kParams) li_param_grads(norm, g, gu_t, up[j], ip[j], it[j], GA[j], GB[j]);
+          } else {
+            const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
+            LifGradCarry<acc_t> carry{cU[j], cI[j], kDetach ? acc_t(0) : cS[kDetach ? 0 : j]};
+            acc_t i_t = acc_t(0);
+            if constexpr (kHasI) i_t = it[j];
+            const auto r = lif_step_bwd<R, SG, kDetach>(c, k, static_cast<acc_t>(gst[j]), ut[j],
+                                                        up[j], i_t, carry);
+            cU[j] = carry.gU;
+            cI[j] = carry.gI;
+            if constexpr (!kDetach) cS[j] = carry.gS;
+            Gx[j] = static_cast<io_t>(r.gx);
+            if constexpr (kParams) {
+              lif_param_grads<R>(c, norm, r, up[j], ip[j], i_t, GA[j], GB[j], GT[j]);
+            }
           }
         }
         stream_row(gx + b * p.gx_sb + t * p.gx_st + n0, Gx, nb);
       }
 #pragma GCC ivdep
       for (int64_t j = 0; j < nb; ++j) {
-        const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
-        const LifGradCarry<acc_t> carry{cU[j], cI[j], kDetach ? acc_t(0) : cS[kDetach ? 0 : j]};
-        acc_t gt_unused = acc_t(0);
-        acc_t& gt = kParams ? GT[kParams ? j : 0] : gt_unused;
-        lif_initial_state_grads<SG>(c, k, u0[bn + j], carry, gi0[bn + j], gu0[bn + j], gt);
+        if constexpr (kLi) {
+          gi0[bn + j] = cI[j];
+          gu0[bn + j] = cU[j];
+        } else {
+          const LifConsts<acc_t> c{A[j], Be[j], G[j], Th[j]};
+          const LifGradCarry<acc_t> carry{cU[j], cI[j], kDetach ? acc_t(0) : cS[kDetach ? 0 : j]};
+          acc_t gt_unused = acc_t(0);
+          acc_t& gt = kParams ? GT[kParams ? j : 0] : gt_unused;
+          lif_initial_state_grads<SG>(c, k, u0[bn + j], carry, gi0[bn + j], gu0[bn + j], gt);
+          if constexpr (kParams) gthr[bn + j] = GT[j];
+        }
         if constexpr (kParams) {
           galpha[bn + j] = GA[j];
           gbeta[bn + j] = GB[j];
-          gthr[bn + j] = GT[j];
         }
       }
     }
@@ -160,7 +188,7 @@ void lif_fwd_items(const LifFwdParams& p, IoType io, int64_t block, int64_t begi
     dispatch_reset(p.reset, [&](auto r) {
       dispatch_bool(p.u_saved != nullptr, [&](auto su) {
         dispatch_bool(p.i_saved != nullptr, [&](auto si) {
-          lif_fwd_kernel<io_t, acc_t, decltype(r)::value, decltype(su)::value,
+          lif_fwd_kernel<Neuron::Lif, io_t, acc_t, decltype(r)::value, decltype(su)::value,
                          decltype(si)::value>(p, block, begin, end);
         });
       });
@@ -179,11 +207,34 @@ void lif_bwd_items(const LifBwdParams& p, IoType io, int64_t block, int64_t begi
         const bool detach = p.detach_reset || decltype(r)::value == Reset::None;
         dispatch_bool(detach, [&](auto kd) {
           dispatch_bool(p.galpha != nullptr, [&](auto kp) {
-            lif_bwd_kernel<io_t, acc_t, decltype(r)::value, decltype(sg)::value,
+            lif_bwd_kernel<Neuron::Lif, io_t, acc_t, decltype(r)::value, decltype(sg)::value,
                            decltype(kd)::value, decltype(kp)::value>(p, block, begin, end);
           });
         });
       });
+    });
+  });
+}
+
+// The leaky integrator: the skeleton with Neuron::Li, saving I_t and U_t together (both only
+// when alpha/beta learn); reset, surrogate and detach are fixed and never read.
+void li_fwd_items(const LifFwdParams& p, IoType io, int64_t block, int64_t begin,
+                  int64_t end) {
+  dispatch_io(io, [&](auto io_v, auto acc_v) {
+    dispatch_bool(p.i_saved != nullptr, [&](auto sv) {
+      constexpr bool SV = decltype(sv)::value;
+      lif_fwd_kernel<Neuron::Li, decltype(io_v), decltype(acc_v), Reset::None, SV, SV>(
+          p, block, begin, end);
+    });
+  });
+}
+
+void li_bwd_items(const LifBwdParams& p, IoType io, int64_t block, int64_t begin,
+                  int64_t end) {
+  dispatch_io(io, [&](auto io_v, auto acc_v) {
+    dispatch_bool(p.galpha != nullptr, [&](auto kp) {
+      lif_bwd_kernel<Neuron::Li, decltype(io_v), decltype(acc_v), Reset::None,
+                     Surrogate::SuperSpike, true, decltype(kp)::value>(p, block, begin, end);
     });
   });
 }

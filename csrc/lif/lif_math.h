@@ -6,6 +6,11 @@
 
 namespace fastsnn {
 
+// Which neuron a scan skeleton (lif_cpu_kernels.h, lif_cuda_skeleton.cuh) runs: Lif, or the
+// leaky integrator Li (SPEC section 2), with no threshold or reset, whose output is U_t and
+// whose per-step math is li_math.h.
+enum class Neuron : int { Lif = 0, Li = 1 };
+
 // Per-neuron constants of one (batch, neuron) lane. gamma = 1 - beta when normalize_input.
 template <typename acc_t>
 struct LifConsts {
