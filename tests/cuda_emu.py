@@ -298,7 +298,11 @@ def acc_dtype(dtype):
 
 
 def unit_neuron_stride(t):
-    return t if t.size(2) <= 1 or t.stride(2) == 1 else t.contiguous()
+    """As the host's (csrc/common/host.h): in place with unit neuron stride; otherwise a copy
+    of what varies, batch or time dimensions of stride 0 staying expanded."""
+    from fastsnn.ops._triton_common import unit_neuron_stride as same
+
+    return same(t)
 
 
 def maybe_empty(want, shape, dtype):
@@ -366,7 +370,10 @@ def _lif_bwd_prepare(L, grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alph
     gs = unit_neuron_stride(grad_s)
     B, T, N = gs.shape
     acc = acc_dtype(gs.dtype)
-    need_i = param_grads or (reset == 0 and not detach_reset)
+    has_i = i_saved is not None and i_saved.dim() == 3
+    if reset == 0 and not detach_reset and not has_i:
+        raise ValueError("i_saved is required for the undetached zero reset")
+    need_i = has_i and (param_grads or (reset == 0 and not detach_reset))
     gx = poisoned(None, gs.dtype, like=gs)
     gi0, gu0 = poisoned((B, N), acc), poisoned((B, N), acc)
     ga, gb, gt = (maybe_empty(param_grads, (B, N), acc) for _ in range(3))

@@ -37,9 +37,11 @@ def inputs(B, T, N, dt, seed=0, learn=False, state=False, device="cuda"):
     X = (0.6 + 0.8 * torch.randn(B, T, N, generator=g, device=device, dtype=torch.float64))
     V = 0.6 * torch.randn(N, N, generator=g, device=device, dtype=torch.float64) / N ** 0.5
     params = [0.8, 0.9, 1.0]
-    if learn:
+    if learn:  # True: alpha, beta and threshold; "threshold": that one alone (no I_t kept)
         params = [(v - 0.05 * torch.rand(N, generator=g, device=device, dtype=torch.float64))
                   .to(acc) for v in params]
+        if learn == "threshold":
+            params[:2] = [0.8, 0.9]
     st = None
     if state:
         st = (0.3 * torch.randn(B, N, generator=g, device=device, dtype=torch.float64).to(acc),
@@ -75,6 +77,7 @@ CASES = (
     _case(3, 21, 37, "f64", learn=True, reset="zero", detach_reset=False,
           detach_recurrent=True),
     _case(3, 21, 37, "f64", reset="none", surrogate="esser", scale=2.0),
+    _case(3, 21, 37, "f64", learn="threshold", state=True, reset="subtract"),
     _case(2, 25, 47, "bf16"), _case(2, 25, 47, "f16"),
 )
 

@@ -70,8 +70,9 @@ void lif_fwd_kernel(const LifFwdParams& p, int64_t block, int64_t begin, int64_t
   }
 }
 
-// gs holds dL/dS_t for LIF, dL/dU_t for Li. kHasI: I_t was saved (parameter gradients, or the
-// undetached zero reset needs H_t); kHasU: U_t was saved (LIF always, Li for its parameters).
+// gs holds dL/dS_t for LIF, dL/dU_t for Li. kHasI: I_t is read (parameter gradients, or the
+// undetached zero reset needs H_t); it was not saved, and reads as 0, when only LIF's threshold
+// learns (its partial needs no I_t). kHasU: U_t was saved (LIF always, Li for its parameters).
 template <Neuron K, typename io_t, typename acc_t, Reset R, Surrogate SG, bool kDetach,
           bool kParams>
 void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t end) {
@@ -105,6 +106,7 @@ void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t
     alignas(64) acc_t A[kMaxBlock], Be[kMaxBlock], G[kMaxBlock], Th[kTh];
     alignas(64) acc_t cU[kMaxBlock], cI[kMaxBlock], cS[kS];
     alignas(64) acc_t GA[kP], GB[kP], GT[kPT];
+    alignas(64) acc_t Zero[kP] = {};  // I_t and I_{t-1} when not saved (threshold alone)
     alignas(64) io_t Gx[kMaxBlock];  // the step's dL/dX, streamed out after the neuron loop
     for (int64_t w = begin; w < end; ++w) {
       const int64_t b = w / nblk, n0 = (w % nblk) * block;
@@ -126,8 +128,9 @@ void lif_bwd_kernel(const LifBwdParams& p, int64_t block, int64_t begin, int64_t
         const int64_t off = (b * p.T + t) * p.N + n0;
         const acc_t* __restrict__ ut = kHasU ? u_saved + off : nullptr;
         const acc_t* __restrict__ up = kHasU ? (t > 0 ? ut - p.N : u0 + bn) : nullptr;
-        const acc_t* __restrict__ it = kHasI ? i_saved + off : nullptr;
-        const acc_t* __restrict__ ip = kHasI ? (t > 0 ? it - p.N : i0 + bn) : nullptr;
+        const acc_t* __restrict__ it = !kHasI ? nullptr : i_saved ? i_saved + off : Zero;
+        const acc_t* __restrict__ ip =
+            !kHasI ? nullptr : i_saved ? (t > 0 ? it - p.N : i0 + bn) : Zero;
 #pragma GCC ivdep  // lanes are independent
         for (int64_t j = 0; j < nb; ++j) {
           if constexpr (kLi) {

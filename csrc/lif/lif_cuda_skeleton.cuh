@@ -123,9 +123,11 @@ template <Neuron K, typename io_t, typename acc_t, int V, Reset R, Surrogate SG,
           bool kParams>
 __host__ __device__ __forceinline__ void lif_bwd_lane(const LifBwdParams& p, int64_t g) {
   constexpr bool kLi = K == Neuron::Li;
-  // I_t is read when the parameters learn or the undetached zero reset needs H_t; U_t always
-  // for LIF (surrogate, reset), for Li only for the parameter gradients.
+  // I_t is read when the parameters learn or the undetached zero reset needs H_t (not saved,
+  // and read as 0, when only LIF's threshold learns: its partial needs no I_t); U_t always for
+  // LIF (surrogate, reset), for Li only for the parameter gradients.
   constexpr bool kHasI = kParams || (R == Reset::Zero && !kDetach);
+  const bool has_i = kHasI && p.i_saved != nullptr;
   constexpr bool kHasU = kParams || !kLi;
   const Lane l = lane_of<V>(g, p.N);
   const int64_t T = p.T, N = p.N, bn = l.b * N + l.n0;
@@ -134,7 +136,7 @@ __host__ __device__ __forceinline__ void lif_bwd_lane(const LifBwdParams& p, int
   const acc_t* __restrict__ us =
       kHasU ? static_cast<const acc_t*>(p.u_saved) + l.b * T * N + l.n0 : nullptr;
   const acc_t* __restrict__ is =
-      kHasI ? static_cast<const acc_t*>(p.i_saved) + l.b * T * N + l.n0 : nullptr;
+      p.i_saved != nullptr ? static_cast<const acc_t*>(p.i_saved) + l.b * T * N + l.n0 : nullptr;
   const acc_t* __restrict__ u0 = static_cast<const acc_t*>(p.u0) + bn;
   const acc_t* __restrict__ i0 = static_cast<const acc_t*>(p.i0) + bn;
   const acc_t ks = static_cast<acc_t>(p.scale);
@@ -159,7 +161,7 @@ __host__ __device__ __forceinline__ void lif_bwd_lane(const LifBwdParams& p, int
 #pragma unroll
       for (int j = 0; j < V; ++j) u_t[j] = ul.v[j];
     }
-    if constexpr (kHasI) {
+    if (has_i) {
       const auto il = load_pack<acc_t, V>(is + (T - 1) * N);
 #pragma unroll
       for (int j = 0; j < V; ++j) i_t[j] = il.v[j];
@@ -170,7 +172,9 @@ __host__ __device__ __forceinline__ void lif_bwd_lane(const LifBwdParams& p, int
     BwdStep<io_t, acc_t, V> st;
     st.gs = load_pack<io_t, V>(gs + t * p.gs_st);
     if constexpr (kHasU) st.u_prev = load_pack<acc_t, V>(t > 0 ? us + (t - 1) * N : u0);
-    if constexpr (kHasI) st.i_prev = load_pack<acc_t, V>(t > 0 ? is + (t - 1) * N : i0);
+    if constexpr (kHasI) {
+      st.i_prev = has_i ? load_pack<acc_t, V>(t > 0 ? is + (t - 1) * N : i0) : Pack<acc_t, V>{};
+    }
     return st;
   };
 

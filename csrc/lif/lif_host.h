@@ -85,9 +85,11 @@ inline LifBwdCall prepare_lif_bwd(const char* op, const at::Tensor& grad_s_in,
   const auto acc = acc_dtype(c.io);
   c.us = acc_arg(u_saved, c.gs, acc, {B, T, N}, op, "u_saved");
   const bool has_i = i_saved.dim() == 3;  // absent tensors are passed as empty({0})
-  const bool need_i = param_grads || (reset == 0 && !detach_reset);
-  TORCH_CHECK_VALUE(!need_i || has_i, op,
-                    ": i_saved is required for parameter gradients and the undetached zero reset");
+  // I_t is needed for the undetached zero reset; for the parameter partials it is read when
+  // given (alpha and beta need it; without it only grad_threshold is meaningful, SPEC section 4)
+  TORCH_CHECK_VALUE(has_i || !(reset == 0 && !detach_reset), op,
+                    ": i_saved is required for the undetached zero reset");
+  const bool need_i = has_i && (param_grads || (reset == 0 && !detach_reset));
   c.is = has_i ? acc_arg(i_saved, c.gs, acc, {B, T, N}, op, "i_saved") : i_saved;
   c.gi = acc_arg(grad_iT, c.gs, acc, {B, N}, op, "grad_iT");
   c.gu = acc_arg(grad_uT, c.gs, acc, {B, N}, op, "grad_uT");

@@ -681,6 +681,7 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
   const int64_t NF = in_place_lanes(N), NT = NP - NF;
   AlignedRows<io_t> GsT(1, tail_width(N, NP));
   AlignedRows<acc_t> UT(2, tail_width(N, NP)), IT(kHasI ? 2 : 0, tail_width(N, NP));
+  AlignedRows<acc_t> Zero(kHasI && i_saved == nullptr ? 1 : 0, N);  // zeros: see it_src
   constexpr bool kSameIo = std::is_same_v<io_t, acc_t>;  // dL/dX goes out from gI's row
   AlignedRows<io_t> Gx(kSameIo ? 0 : 1, NP);  // dL/dX_t of one row in the I/O dtype
   AlignedRows<acc_t> Dw(dw != nullptr ? N : 0, NP);  // this run's dV, rows padded
@@ -711,12 +712,15 @@ void rlif_bwd_kernel(const RlifBwdParams& rp, int64_t tile, int64_t begin, int64
         const int64_t off = (b * p.T + t) * N;
         const acc_t* ut_src = u_saved + off;
         const acc_t* up_src = t > 0 ? u_saved + off - N : u0 + bn;
-        const acc_t* it_src = kHasI ? i_saved + off : nullptr;
-        const acc_t* ip_src = kHasI ? (t > 0 ? i_saved + off - N : i0 + bn) : nullptr;
+        // I_t is not saved, and reads as 0, when only the threshold learns (its partial
+        // needs no I_t)
+        const acc_t* it_src = !kHasI ? nullptr : i_saved ? i_saved + off : Zero.data();
+        const acc_t* ip_src =
+            !kHasI ? nullptr : i_saved ? (t > 0 ? i_saved + off - N : i0 + bn) : Zero.data();
         if (t > 0) {  // the rows of step t-1
           prefetch_row(gst - p.gs_st, N * int64_t(sizeof(io_t)));
           if (t > 1) prefetch_row(up_src - N, N * int64_t(sizeof(acc_t)));
-          if (kHasI && t > 1) prefetch_row(ip_src - N, N * int64_t(sizeof(acc_t)));
+          if (kHasI && i_saved && t > 1) prefetch_row(ip_src - N, N * int64_t(sizeof(acc_t)));
         }
         for (int64_t j = NF; j < N; ++j) {
           GsT.data()[j - NF] = gst[j];

@@ -544,7 +544,8 @@ __global__ void __launch_bounds__(kRlifMaxThreads, 1)
   const io_t* __restrict__ gs = static_cast<const io_t*>(p.gs);      // [B, T, N] strided
   io_t* __restrict__ gx = static_cast<io_t*>(p.gx);
   const acc_t* __restrict__ us = static_cast<const acc_t*>(p.u_saved);  // [B, T, N]
-  const acc_t* __restrict__ is = static_cast<const acc_t*>(p.i_saved);  // [B, T, N] if kHasI
+  // [B, T, N] if kHasI, but nullptr when only the threshold learns (its partial reads no I_t)
+  const acc_t* __restrict__ is = static_cast<const acc_t*>(p.i_saved);
   const acc_t* u0 = static_cast<const acc_t*>(p.u0);
   const acc_t* i0 = static_cast<const acc_t*>(p.i0);
   acc_t* gi_acc = static_cast<acc_t*>(rp.gi_acc);  // [B, T, N] or nullptr
@@ -631,8 +632,10 @@ __global__ void __launch_bounds__(kRlifMaxThreads, 1)
             u_t[c][r] = us[off];
             u_p[c][r] = t > 0 ? us[off - N] : u0[b * N + n[c]];
             if constexpr (kHasI) {
-              i_t[c][r] = is[off];
-              i_p[c][r] = t > 0 ? is[off - N] : i0[b * N + n[c]];
+              if (is != nullptr) {  // absent with only the threshold learning: read as 0
+                i_t[c][r] = is[off];
+                i_p[c][r] = t > 0 ? is[off - N] : i0[b * N + n[c]];
+              }
             }
           }
         }

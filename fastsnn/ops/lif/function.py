@@ -35,7 +35,9 @@ class LIFFunction(torch.autograd.Function):
         need = needs(ctx, grad_enabled)
         train = any(need[:6])
         param_grads = train and any(need[1:4])
-        save_i = param_grads or (train and reset == RESETS["zero"] and not detach_reset)
+        # I_t only for the alpha / beta partials or the undetached zero reset (SPEC section 4):
+        # a learnable threshold alone needs U_t only
+        save_i = train and (any(need[1:3]) or (reset == RESETS["zero"] and not detach_reset))
         s, iT, uT, u_saved, i_saved = fwd(x, alpha, beta, thr, i0, u0, reset, normalize_input,
                                           train, save_i)
         if train:

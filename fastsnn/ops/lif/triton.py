@@ -185,6 +185,7 @@ def lif_bwd_kernel(
     if HAS_U:
         b_u = tl.load(p_ut, mask=m_any, other=0.0)  # U_t, carried down the loop
     b_i = tl.zeros([BLOCK_N], dtype=ACC)  # I_t (0 when not saved, as in the C++ kernel)
+    b_ip = b_i
     if HAS_I:
         b_i = tl.load(p_it, mask=m_any, other=0.0)
     for r in range(T):
@@ -319,10 +320,11 @@ def check_bwd_args(op, grad_s, grad_iT, grad_uT, u_saved, i_saved, i0, u0, alpha
     acc = acc_dtype(gs.dtype)
     us = acc_arg(u_saved, gs, acc, (B, T, N), op, "u_saved")
     has_i = i_saved.dim() == 3  # absent tensors are passed as empty (0,)
-    need_i = param_grads or (reset == 0 and not detach_reset)
-    if need_i and not has_i:
-        raise ValueError(f"{op}: i_saved is required for parameter gradients and the undetached "
-                         "zero reset")
+    if reset == 0 and not detach_reset and not has_i:
+        raise ValueError(f"{op}: i_saved is required for the undetached zero reset")
+    # read when given: the undetached zero reset needs it, and so do the alpha / beta partials
+    # (without it only the threshold partials of param_grads are meaningful)
+    need_i = has_i and (param_grads or (reset == 0 and not detach_reset))
     is_ = acc_arg(i_saved, gs, acc, (B, T, N), op, "i_saved") if has_i else i_saved
     gi, gu, i0, u0 = acc_args(gs, acc, (B, N), op, grad_iT=grad_iT, grad_uT=grad_uT, i0=i0,
                               u0=u0)

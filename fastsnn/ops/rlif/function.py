@@ -7,8 +7,8 @@ rlif_bwd schemas of csrc/rlif/rlif.cpp (torch.ops.fastsnn.* for "cpu" and "cuda"
 implementations for "triton").
 
 Saved for the backward: as for lif, the membrane U_t (spikes, and so S_{t-1} for the recurrence
-and for dV, are recomputed from it exactly) plus I_t only when alpha or beta or the threshold
-learns or the zero reset is not detached; V itself (the caller's parameter, no copy when it is
+and for dV, are recomputed from it exactly) plus I_t only when alpha or beta learns or the zero
+reset is not detached (a learnable threshold alone needs U_t only); V itself (the caller's parameter, no copy when it is
 already in the accumulation dtype). Nothing is saved when no input needs a gradient.
 """
 
@@ -34,7 +34,9 @@ class RLIFFunction(torch.autograd.Function):
         need = needs(ctx, grad_enabled)
         train = any(need[:7])
         param_grads = train and any(need[2:5])
-        save_i = param_grads or (train and reset == RESETS["zero"] and not detach_reset)
+        # I_t only for the alpha / beta partials or the undetached zero reset (SPEC section 4):
+        # a learnable threshold alone needs U_t only
+        save_i = train and (any(need[2:4]) or (reset == RESETS["zero"] and not detach_reset))
         s, iT, uT, u_saved, i_saved = fwd(x, w, alpha, beta, thr, i0, u0, reset,
                                           normalize_input, train, save_i)
         if train:
