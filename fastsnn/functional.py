@@ -3,6 +3,8 @@
 
 from . import _backends
 from . import _validate as checks
+from .ops import registry
+from .ops.adlif.function import adlif_fused_btn
 from .ops.adlif.ref import adlif_ref_btn
 from .ops.li.function import li_fused_btn
 from .ops.li.ref import li_ref_btn
@@ -114,18 +116,29 @@ def adlif(X, alpha, beta, a, b, threshold=1.0, *, weight_rec=None, variant="se",
     of (B, N) tensors, the state of step -1. Returns Z (spikes, the shape and dtype of X) and
     the final state (u_T, w_T, z_T) in float32 (float64 for float64 X).
 
-    Backends: the reference ("torch"; "auto" runs it) for now. The fused kernels (one launch
-    each way, as ``rlif``) are not built yet: asking for "cpu", "cuda" or "triton" raises.
+    Backends: "torch" (the reference), "cpu" (the fused C++ scans, one call each way with the
+    recurrent product inside the time loop, as ``rlif``) and "auto" (the CPU kernels for CPU
+    tensors when the extension is built, else the reference). The CUDA and Triton kernels are
+    not written yet: asking for "cuda" or "triton" raises NotImplementedError.
     """
     x, alpha, beta, a, b, threshold, weight_rec, state, scale, backend = checks.check_adlif_args(
         X, alpha, beta, a, b, threshold, weight_rec, variant, state, reset, detach_reset,
         detach_recurrent, surrogate, scale, batch_first, backend)
-    if backend not in ("auto", "torch"):
+    fused = registry.OPS["adlif"]["backends"]
+    if backend not in ("auto", "torch") + fused:
         raise NotImplementedError(
-            f"adlif: backend={backend!r} is not available yet (no fused adLIF kernels); use "
-            "backend='torch' or 'auto', which run the reference")
-    Z, final = adlif_ref_btn(x, alpha, beta, a, b, threshold, state, weight_rec=weight_rec,
-                             variant=variant, reset=reset, detach_reset=detach_reset,
-                             detach_recurrent=detach_recurrent, surrogate=surrogate,
-                             scale=scale)
+            f"adlif: backend={backend!r} is not available yet (no {backend} adLIF kernels); use "
+            f"backend='torch', 'auto' or one of {fused}")
+    chosen = _backends.resolve(backend, X)
+    if chosen not in fused or x.shape[1] == 0:  # "auto" on a device without adLIF kernels
+        chosen = "torch"
+    if chosen == "torch":
+        Z, final = adlif_ref_btn(x, alpha, beta, a, b, threshold, state, weight_rec=weight_rec,
+                                 variant=variant, reset=reset, detach_reset=detach_reset,
+                                 detach_recurrent=detach_recurrent, surrogate=surrogate,
+                                 scale=scale)
+    else:
+        Z, final = adlif_fused_btn(x, alpha, beta, a, b, threshold, state, weight_rec, variant,
+                                   reset, detach_reset, detach_recurrent, surrogate, scale,
+                                   chosen)
     return checks.to_btn(Z, batch_first), final

@@ -17,7 +17,9 @@ def test_forward_is_linear_recurrence_and_adlif():
     alpha, beta, a, b = m.adlif_params()
     want = fastsnn.adlif(m.linear(x), alpha, beta, a, b, 1.0, weight_rec=m.weight_rec,
                          variant="ef", backend="torch")
-    assert torch.equal(Z, want[0]) and all(torch.equal(p, q) for p, q in zip((u, w, z), want[1]))
+    assert torch.equal(Z, want[0])  # the CPU kernels (backend "auto") or the reference
+    for p, q in zip((u, w, z), want[1]):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-5)
     assert Z.shape == (3, 11, 5)
 
 

@@ -27,9 +27,9 @@ OPS = {
            "public": "li", "backends": ("cpu", "cuda", "triton")},
     "rlif": {"ref": "rlif.ref", "function": "rlif.function", "triton": "rlif.triton",
              "fake": "rlif.fake", "public": "rlif", "backends": ("cpu", "cuda", "triton")},
-    # the reference only, so far (issue 20: the fused kernels are still to come)
-    "adlif": {"ref": "adlif.ref", "function": None, "triton": None, "fake": None,
-              "public": "adlif", "backends": ()},
+    # the C++ CPU kernels so far (issue 20: Triton and CUDA are still to come)
+    "adlif": {"ref": "adlif.ref", "function": "adlif.function", "triton": None,
+              "fake": "adlif.fake", "public": "adlif", "backends": ("cpu",)},
     # no reference module (F.linear is the reference) and no Triton kernels
     "spike_linear": {"ref": None, "function": "spike_linear.function", "triton": None,
                      "fake": "spike_linear.fake", "public": "spike_linear",
