@@ -209,3 +209,16 @@ def test_sweep_records_each_run_and_an_interruption(tmp_path, monkeypatch):
     assert rec["status"] == "interrupted" and rec["runs"] == [dict(part="surrogate", seed=0,
                                                                   test_acc=0.5)]
     assert rec["runs_planned"] == 3 * 2 + 2
+
+
+def test_sigterm_inside_an_epoch_commit_is_deferred():
+    """SIGTERM while an epoch's history entry, checkpoint and run.json are being written is
+    held until all three are written (it once left run.json one epoch ahead of checkpoint.pt)."""
+    with R.sigterm_interrupts():
+        done = []
+        with pytest.raises(R.Interrupted):
+            with R.sigterm_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                done.append("history")
+                done.append("checkpoint")
+        assert done == ["history", "checkpoint"]

@@ -655,10 +655,11 @@ def _train(cfg, dd):
                        val_loss=val["loss"], val_acc=val["acc"],
                        val_rate_hz=val["mean_rate_hz"], epoch_time_s=epoch_time,
                        eval_time_s=eval_time)
-            history.append(rec)
-            if writes:
-                save_checkpoint(cfg, model, opt, epoch, history, started, resumed)
-                write_json_atomic(os.path.join(cfg.out, RUN_JSON), record("running"))
+            with sigterm_deferred():  # the epoch, its checkpoint and run.json land together
+                history.append(rec)
+                if writes:
+                    save_checkpoint(cfg, model, opt, epoch, history, started, resumed)
+                    write_json_atomic(os.path.join(cfg.out, RUN_JSON), record("running"))
             if show:
                 tqdm.write(f"epoch {epoch:3d}/{cfg.epochs}  loss {rec['train_loss']:.4f}  "
                            f"reg {rec['train_reg']:.4f}  train acc {rec['train_acc']:.3f}  "
@@ -785,11 +786,33 @@ def write_outputs(cfg, result, model, test, dd):
     plots.firing_rates(result["hidden_rate_hz"], os.path.join(cfg.out, "firing_rates.png"))
 
 
+_DEFERRED = {"depth": 0, "pending": None}
+
+
+@contextlib.contextmanager
+def sigterm_deferred():
+    """A SIGTERM arriving inside the block raises Interrupted at its end instead of in the
+    middle: an epoch's history entry, checkpoint and run.json are written together, so an
+    interrupted run.json never counts an epoch its checkpoint lacks (or the reverse)."""
+    _DEFERRED["depth"] += 1
+    try:
+        yield
+    finally:
+        _DEFERRED["depth"] -= 1
+        if _DEFERRED["depth"] == 0 and _DEFERRED["pending"] is not None:
+            signum, _DEFERRED["pending"] = _DEFERRED["pending"], None
+            raise Interrupted(f"signal {signum}")
+
+
 @contextlib.contextmanager
 def sigterm_interrupts():
     """SIGTERM raises Interrupted inside the block (the main thread only; elsewhere signals
-    cannot be handled and the block runs unchanged); the previous handler comes back after."""
+    cannot be handled and the block runs unchanged); the previous handler comes back after.
+    Inside ``sigterm_deferred`` blocks it is held until the block ends."""
     def on_term(signum, frame):
+        if _DEFERRED["depth"]:
+            _DEFERRED["pending"] = signum
+            return
         raise Interrupted(f"signal {signum}")
 
     try:
