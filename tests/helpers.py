@@ -84,3 +84,17 @@ def rel_err(a, b):
 
 def mismatch_rate(a, b):
     return (a != b).double().mean().item() if a.numel() else 0.0
+
+
+def kept_bytes(call):
+    """Run call() and return {storage pointer: bytes} of the tensors autograd keeps for the
+    backward (each storage once)."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        call()
+    return storages

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import fastsnn
+from helpers import kept_bytes
 
 pytestmark = pytest.mark.skipif("cpu" not in fastsnn.available_backends(),
                                 reason="the C++ extension is not built")
@@ -123,18 +124,6 @@ def test_chunks_equal_one_call(variant):
                            backend="cpu")
     assert torch.equal(torch.cat([Z1, Z2], 1), Z)
     assert all(torch.equal(a, b) for a, b in zip(s2, final))
-
-
-def kept_bytes(call):
-    storages = {}
-
-    def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        call()
-    return storages
 
 
 @pytest.mark.parametrize("learn,per_step", [(None, 4), ("a", 4), ("b", 4), ("threshold", 4),

@@ -16,6 +16,7 @@ if not torch.cuda.is_available():  # read when fastsnn imports its Triton module
 import pytest  # noqa: E402
 
 import fastsnn  # noqa: E402
+from helpers import kept_bytes  # noqa: E402
 
 BACKENDS = [b for b in ("cpu", "triton") if b in fastsnn.available_backends()]
 B, T, N = 3, 12, 40
@@ -23,18 +24,6 @@ B, T, N = 3, 12, 40
 CASES = [("alpha", "zero", True, 8), ("beta", "zero", True, 8), ("threshold", "zero", True, 4),
          ("threshold", "subtract", True, 4), ("threshold", "subtract", False, 4),
          ("threshold", "zero", False, 8), ("none", "zero", True, 4)]
-
-
-def kept_bytes(call):
-    storages = {}
-
-    def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = call()
-    return out, storages
 
 
 def run(op, backend, learn, reset, detach_reset):
@@ -52,7 +41,9 @@ def run(op, backend, learn, reset, detach_reset):
     else:
         def call():
             return fastsnn.rlif(X, W, params["alpha"], params["beta"], params["threshold"], **kw)
-    (S, (i, u)), storages = kept_bytes(call)
+    out = []
+    storages = kept_bytes(lambda: out.append(call()))
+    S, (i, u) = out[0]
     grads = torch.autograd.grad(S.sum() + u.sum(), [X] + [p for p in params.values()
                                                            if p.requires_grad])
     return storages, grads, X
